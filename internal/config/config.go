@@ -1,0 +1,291 @@
+// Package config is lambdalog's configuration: one YAML file, overridden by
+// LAMBDALOG_* environment variables, overridden in turn by command-line flags.
+//
+// The struct below is the single definition of every key: the YAML decoder,
+// the environment overrides, the validator (Check) and the printed, masked
+// view (Masked) are all derived from its field tags, and docs/configuration.md
+// documents it key by key (a test keeps the two in step).
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is the whole effective configuration of a lambdalog process.
+type Config struct {
+	Kafka      Kafka      `yaml:"kafka"`
+	Topics     Topics     `yaml:"topics"`
+	Dataset    Dataset    `yaml:"dataset"`
+	ClickHouse ClickHouse `yaml:"clickhouse"`
+	Consumer   Consumer   `yaml:"consumer"`
+	Realtime   Realtime   `yaml:"realtime"`
+	Batch      Batch      `yaml:"batch"`
+	Serve      Serve      `yaml:"serve"`
+	Log        Log        `yaml:"log"`
+}
+
+// Kafka says how to reach the Kafka cluster.
+type Kafka struct {
+	Brokers  []string `yaml:"brokers" doc:"seed brokers, host:port"`
+	ClientID string   `yaml:"client_id" doc:"client.id sent to the brokers"`
+	TLS      TLS      `yaml:"tls"`
+	SASL     SASL     `yaml:"sasl"`
+}
+
+// TLS configures a TLS client connection.
+type TLS struct {
+	Enabled            bool   `yaml:"enabled" doc:"use TLS"`
+	CAFile             string `yaml:"ca_file" doc:"PEM file of the CA(s) to trust; system roots when empty"`
+	CertFile           string `yaml:"cert_file" doc:"PEM client certificate, for mutual TLS"`
+	KeyFile            string `yaml:"key_file" doc:"PEM client key, for mutual TLS"`
+	ServerName         string `yaml:"server_name" doc:"name to verify in the server certificate, when it differs from the host"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify" doc:"do not verify the server certificate (testing only)"`
+}
+
+// SASL configures Kafka SASL authentication.
+type SASL struct {
+	Mechanism    string `yaml:"mechanism" doc:"empty (off), PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"`
+	Username     string `yaml:"username" doc:"SASL user"`
+	Password     Secret `yaml:"password" doc:"SASL password (prefer password_file or the environment)"`
+	PasswordFile string `yaml:"password_file" doc:"file holding the SASL password"`
+}
+
+// Topics names the Kafka topics of the platform.
+type Topics struct {
+	Partitions  int      `yaml:"partitions" doc:"partitions per topic when lambdalog creates topics (broker, dev)"`
+	Sources     []Source `yaml:"sources" doc:"raw log topics and the parser format of each"`
+	Alerts      string   `yaml:"alerts" doc:"topic the speed layer publishes alerts to"`
+	LateEvents  string   `yaml:"late_events" doc:"topic for events later than the allowed lateness"`
+	Quarantine  string   `yaml:"quarantine" doc:"topic for lines that could not be parsed or were too long"`
+	MaxLineSize int      `yaml:"max_line_size" doc:"longest accepted line in bytes; longer lines are quarantined"`
+}
+
+// Source is one raw log topic and the format of the lines on it.
+type Source struct {
+	Topic  string `yaml:"topic" doc:"topic name"`
+	Format string `yaml:"format" doc:"sshd, syslog, access, netfilter, eve, json or auto"`
+}
+
+// Dataset locates the master dataset (Parquet files and commit state).
+type Dataset struct {
+	URL           string   `yaml:"url" doc:"file:///abs/path, hdfs://namenode:8020[,nn2:8020]/path, or a local path (made absolute)"`
+	Timezone      string   `yaml:"timezone" doc:"timezone of the dt=/hour= partitions"`
+	Compression   string   `yaml:"compression" doc:"Parquet compression: zstd, snappy or none"`
+	RowGroupBytes int64    `yaml:"row_group_bytes" doc:"target Parquet row group size in bytes"`
+	RollBytes     int64    `yaml:"roll_bytes" doc:"roll a data file at this many buffered bytes"`
+	RollRecords   int      `yaml:"roll_records" doc:"roll a data file at this many records"`
+	RollInterval  Duration `yaml:"roll_interval" doc:"roll a data file at this age, so data becomes visible on slow topics"`
+	HDFS          HDFS     `yaml:"hdfs"`
+}
+
+// HDFS configures the HDFS backend of the dataset.
+type HDFS struct {
+	User             string   `yaml:"user" doc:"HDFS user name (simple auth)"`
+	KerberosKeytab   string   `yaml:"kerberos_keytab" doc:"keytab file; enables Kerberos"`
+	KerberosCCache   string   `yaml:"kerberos_ccache" doc:"credential cache file; enables Kerberos"`
+	KerberosConfig   string   `yaml:"kerberos_config" doc:"krb5.conf path"`
+	KerberosSPN      string   `yaml:"kerberos_service_principal" doc:"NameNode service principal, e.g. nn/_HOST"`
+	KerberosRealm    string   `yaml:"kerberos_realm" doc:"realm of the client principal"`
+	KerberosUser     string   `yaml:"kerberos_principal" doc:"client principal (with a keytab)"`
+	ConnectTimeout   Duration `yaml:"connect_timeout" doc:"timeout to connect to a NameNode or DataNode"`
+	OperationTimeout Duration `yaml:"operation_timeout" doc:"read/write deadline of one HDFS operation"`
+}
+
+// ClickHouse locates the analysts' database.
+type ClickHouse struct {
+	DSN     Secret `yaml:"dsn" doc:"clickhouse://user:pass@host:9000/db (the password is masked when printed)"`
+	Cluster string `yaml:"cluster" doc:"ON CLUSTER name for replicated DDL; empty for a single server"`
+}
+
+// Consumer configures the exactly-once Kafka -> Parquet consumer.
+type Consumer struct {
+	Group string `yaml:"group" doc:"consumer group (for partition assignment and lag monitoring only)"`
+	HTTP  string `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz"`
+}
+
+// Realtime configures the speed layer.
+type Realtime struct {
+	Rules               string   `yaml:"rules" doc:"YAML rules file; the shipped default rules when empty"`
+	HTTP                string   `yaml:"http" doc:"listen address of the alert stream, live views and metrics"`
+	Group               string   `yaml:"group" doc:"consumer group of the speed layer"`
+	MaxOutOfOrder       Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
+	AllowedLateness     Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
+	TransactionInterval Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
+	MaxKeys             int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
+	WebhookURL          string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
+	WebhookToken        Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
+}
+
+// Batch configures the scheduled batch jobs.
+type Batch struct {
+	Timezone        string     `yaml:"timezone" doc:"default timezone of the schedules"`
+	Schedules       []Schedule `yaml:"schedules" doc:"jobs and their cron expressions"`
+	Retries         int        `yaml:"retries" doc:"attempts after a failed run"`
+	CatchUpHorizon  Duration   `yaml:"catch_up_horizon" doc:"how far back missed runs are caught up on start"`
+	AllowedLateness Duration   `yaml:"allowed_lateness" doc:"wait this long past an interval's end before it counts as complete"`
+}
+
+// Schedule is one cron schedule of a batch job.
+type Schedule struct {
+	Job      string `yaml:"job" doc:"job name"`
+	Cron     string `yaml:"cron" doc:"cron expression (5 fields, or 6 with seconds)"`
+	Timezone string `yaml:"timezone" doc:"IANA timezone; batch.timezone when empty"`
+}
+
+// Serve configures the serving API and dashboard.
+type Serve struct {
+	Listen         string `yaml:"listen" doc:"listen address of the API and dashboard"`
+	Token          Secret `yaml:"token" doc:"bearer token required on /api and the dashboard"`
+	TokenFile      string `yaml:"token_file" doc:"file holding the bearer token"`
+	InsecureNoAuth bool   `yaml:"insecure_no_auth" doc:"serve without a token (development only)"`
+	TLSCertFile    string `yaml:"tls_cert_file" doc:"PEM certificate; enables HTTPS with tls_key_file"`
+	TLSKeyFile     string `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Format string `yaml:"format" doc:"text or json"`
+	Level  string `yaml:"level" doc:"debug, info, warn or error"`
+}
+
+// Default returns the embedded defaults: everything on this machine.
+func Default() *Config {
+	return &Config{
+		Kafka: Kafka{Brokers: []string{"127.0.0.1:9092"}, ClientID: "lambdalog"},
+		Topics: Topics{
+			Partitions: 6,
+			Sources: []Source{
+				{Topic: "auth", Format: "sshd"},
+				{Topic: "firewall", Format: "netfilter"},
+				{Topic: "ids", Format: "eve"},
+				{Topic: "web", Format: "access"},
+			},
+			Alerts:      "alerts",
+			LateEvents:  "late-events",
+			Quarantine:  "quarantine",
+			MaxLineSize: 64 << 10,
+		},
+		Dataset: Dataset{
+			URL:           ".data/dataset",
+			Timezone:      "UTC",
+			Compression:   "zstd",
+			RowGroupBytes: 128 << 20,
+			RollBytes:     128 << 20,
+			RollRecords:   5_000_000,
+			RollInterval:  Duration(60 * time.Second),
+			HDFS: HDFS{
+				ConnectTimeout:   Duration(10 * time.Second),
+				OperationTimeout: Duration(60 * time.Second),
+			},
+		},
+		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog"},
+		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464"},
+		Realtime: Realtime{
+			HTTP:                "127.0.0.1:9465",
+			Group:               "lambdalog-realtime",
+			MaxOutOfOrder:       Duration(5 * time.Second),
+			AllowedLateness:     Duration(30 * time.Second),
+			TransactionInterval: Duration(10 * time.Millisecond),
+			MaxKeys:             2_000_000,
+		},
+		Batch: Batch{
+			Timezone: "UTC",
+			Schedules: []Schedule{
+				{Job: "load-events", Cron: "5 * * * *"},
+				{Job: "reports", Cron: "15 0 * * *"},
+			},
+			Retries:         3,
+			CatchUpHorizon:  Duration(72 * time.Hour),
+			AllowedLateness: Duration(5 * time.Minute),
+		},
+		Serve: Serve{Listen: "127.0.0.1:8080"},
+		Log:   Log{Format: "text", Level: "info"},
+	}
+}
+
+// Topic returns the configured source topic for a format-neutral name such as
+// "auth", or "" when no source topic has that name.
+func (t Topics) Topic(name string) string {
+	for _, s := range t.Sources {
+		if s.Topic == name {
+			return s.Topic
+		}
+	}
+	return ""
+}
+
+// All returns every topic the platform uses, sources first.
+func (t Topics) All() []string {
+	out := make([]string, 0, len(t.Sources)+3)
+	for _, s := range t.Sources {
+		out = append(out, s.Topic)
+	}
+	return append(out, t.Alerts, t.LateEvents, t.Quarantine)
+}
+
+// Secret is a string that is never printed: String, MarshalYAML and
+// MarshalJSON all mask it. Reveal returns the value.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String masks the secret (URLs keep everything but their password).
+func (s Secret) String() string { return maskSecret(string(s)) }
+
+// MarshalYAML masks the secret.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON masks the secret.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", s.String())), nil }
+
+// LogValue masks the secret in slog output.
+func (s Secret) LogValue() string { return s.String() }
+
+const mask = "*****"
+
+func maskSecret(v string) string {
+	if v == "" {
+		return ""
+	}
+	if strings.Contains(v, "://") {
+		if u, err := url.Parse(v); err == nil {
+			if u.User != nil {
+				if _, ok := u.User.Password(); ok {
+					u.User = url.UserPassword(u.User.Username(), "xxxxx")
+					return strings.Replace(u.String(), ":xxxxx@", ":"+mask+"@", 1)
+				}
+			}
+			return u.String()
+		}
+	}
+	return mask
+}
+
+// Duration is a time.Duration written as "10s", "5m", "1h30m" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats the duration like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration as a string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// MarshalText writes the duration as a string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText parses "10s"-style durations.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration like 10s or 5m: %q", b)
+	}
+	*d = Duration(v)
+	return nil
+}

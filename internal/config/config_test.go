@@ -1,0 +1,171 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "lambdalog.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	cfg, err := Loader{}.Load()
+	if err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	if !strings.HasPrefix(cfg.Dataset.URL, "file:///") || !strings.HasSuffix(cfg.Dataset.URL, "/.data/dataset") {
+		t.Errorf("dataset URL not made absolute: %q", cfg.Dataset.URL)
+	}
+}
+
+func TestPrecedenceFileEnvFlag(t *testing.T) {
+	p := writeFile(t, `
+kafka:
+  brokers: [file:1]
+  client_id: from-file
+topics:
+  partitions: 3
+realtime:
+  allowed_lateness: 45s
+`)
+	cfg, err := Loader{
+		File: p,
+		Env:  []string{"LAMBDALOG_KAFKA_CLIENT_ID=from-env", "LAMBDALOG_TOPICS_PARTITIONS=4", "HOME=/x"},
+		Sets: []Setting{{Key: "topics.partitions", Value: "5", Source: "flag --partitions"}},
+	}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Kafka.Brokers; len(got) != 1 || got[0] != "file:1" {
+		t.Errorf("brokers = %v, want the file's", got)
+	}
+	if cfg.Kafka.ClientID != "from-env" {
+		t.Errorf("client_id = %q, want env to override file", cfg.Kafka.ClientID)
+	}
+	if cfg.Topics.Partitions != 5 {
+		t.Errorf("partitions = %d, want flag to override env", cfg.Topics.Partitions)
+	}
+	if cfg.Realtime.AllowedLateness.D() != 45*time.Second {
+		t.Errorf("allowed_lateness = %v", cfg.Realtime.AllowedLateness)
+	}
+	if cfg.Realtime.MaxOutOfOrder.D() != 5*time.Second {
+		t.Errorf("unset keys must keep defaults, got %v", cfg.Realtime.MaxOutOfOrder)
+	}
+}
+
+func TestCheckReportsEveryProblemWithKeyPath(t *testing.T) {
+	p := writeFile(t, `
+kafka:
+  brokers: 127.0.0.1:9092
+  sasl:
+    mechanizm: PLAIN
+topics:
+  partitions: six
+dataset:
+  url: s3://bucket/x
+batch:
+  schedules:
+    - job: reports
+      cron: "61 * * * *"
+`)
+	_, err := Loader{File: p, Env: []string{"LAMBDALOG_KAFKA_BROKER=x:1"}}.Load()
+	probs := Problems(err)
+	want := map[string]string{
+		"kafka.brokers":           "expected a list",
+		"kafka.sasl.mechanizm":    "unknown key",
+		"topics.partitions":       "expected an integer",
+		"dataset.url":             "unsupported scheme",
+		"batch.schedules[0].cron": "bad cron expression",
+		"LAMBDALOG_KAFKA_BROKER":  "unknown environment variable",
+	}
+	got := map[string]Problem{}
+	for _, p := range probs {
+		got[p.Key] = p
+	}
+	for key, msg := range want {
+		p, ok := got[key]
+		if !ok {
+			t.Errorf("no problem reported for %s; got %v", key, probs)
+			continue
+		}
+		if !strings.Contains(p.Message, msg) {
+			t.Errorf("%s: message %q does not say %q", key, p.Message, msg)
+		}
+		if p.Fix == "" {
+			t.Errorf("%s: no fix given", key)
+		}
+	}
+	if p := got["kafka.sasl.mechanizm"]; !strings.Contains(p.Fix, `"mechanism"`) {
+		t.Errorf("unknown key fix should suggest mechanism: %q", p.Fix)
+	}
+	if p := got["topics.partitions"]; !strings.HasSuffix(p.Source, ":7") {
+		t.Errorf("partitions problem should name line 7, got %q", p.Source)
+	}
+	if p := got["LAMBDALOG_KAFKA_BROKER"]; !strings.Contains(p.Fix, "LAMBDALOG_KAFKA_BROKERS") {
+		t.Errorf("env typo fix should suggest LAMBDALOG_KAFKA_BROKERS: %q", p.Fix)
+	}
+}
+
+func TestSecretsMaskedWhenPrinted(t *testing.T) {
+	cfg, err := Loader{Env: []string{
+		"LAMBDALOG_CLICKHOUSE_DSN=clickhouse://alice:s3cr3t@db:9000/lambdalog",
+		"LAMBDALOG_SERVE_TOKEN=tok-abcdef",
+		"LAMBDALOG_KAFKA_SASL_MECHANISM=PLAIN",
+		"LAMBDALOG_KAFKA_SASL_USERNAME=bob",
+		"LAMBDALOG_KAFKA_SASL_PASSWORD=hunter2",
+	}}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"s3cr3t", "tok-abcdef", "hunter2"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("printed config leaks %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(string(out), "clickhouse://alice:*****@db:9000/lambdalog") {
+		t.Errorf("DSN should keep everything but the password:\n%s", out)
+	}
+	if cfg.ClickHouse.DSN.Reveal() != "clickhouse://alice:s3cr3t@db:9000/lambdalog" {
+		t.Errorf("Reveal lost the secret")
+	}
+}
+
+func TestSetListOfMappings(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Set("topics.sources", "[{topic: ssh, format: sshd}, {topic: fw, format: netfilter}]"); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Topics.Sources) != 2 || cfg.Topics.Sources[1] != (Source{Topic: "fw", Format: "netfilter"}) {
+		t.Errorf("sources = %+v", cfg.Topics.Sources)
+	}
+	if err := cfg.Set("kafka.nope", "1"); err == nil {
+		t.Error("unknown key accepted")
+	}
+}
+
+func TestDocsListEveryKey(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(doc), "`"+k.Path+"`") {
+			t.Errorf("docs/configuration.md does not document %s", k.Path)
+		}
+	}
+}

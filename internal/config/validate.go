@@ -1,0 +1,286 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Formats are the parser formats a source topic may name.
+var Formats = []string{"sshd", "syslog", "access", "netfilter", "eve", "json", "auto"}
+
+// CronParser is the one cron dialect of lambdalog: five fields, or six with
+// leading seconds, plus descriptors such as @hourly.
+var CronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// normalize turns relative dataset paths into absolute file URLs, so every
+// process of one installation agrees on where the dataset is.
+func (c *Config) normalize() {
+	u := c.Dataset.URL
+	if u == "" || strings.Contains(u, "://") {
+		return
+	}
+	if abs, err := filepath.Abs(u); err == nil {
+		c.Dataset.URL = "file://" + filepath.ToSlash(abs)
+	}
+}
+
+// Validate checks the meaning of every key and returns all problems found.
+func (c *Config) Validate() []Problem {
+	var ps []Problem
+	add := func(key, msg string) {
+		ps = append(ps, Problem{Key: key, Message: msg, Fix: fixFor(key)})
+	}
+
+	if len(c.Kafka.Brokers) == 0 {
+		add("kafka.brokers", "no brokers")
+	}
+	for i, b := range c.Kafka.Brokers {
+		if err := checkHostPort(b); err != nil {
+			add(fmt.Sprintf("kafka.brokers[%d]", i), err.Error())
+		}
+	}
+	switch c.Kafka.SASL.Mechanism {
+	case "":
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.Kafka.SASL.Username == "" {
+			add("kafka.sasl.username", "SASL is on but no username is set")
+		}
+		if c.Kafka.SASL.Password == "" && c.Kafka.SASL.PasswordFile == "" {
+			add("kafka.sasl.password", "SASL is on but neither password nor password_file is set")
+		}
+	default:
+		add("kafka.sasl.mechanism", fmt.Sprintf("unknown mechanism %q", c.Kafka.SASL.Mechanism))
+	}
+	if (c.Kafka.TLS.CertFile == "") != (c.Kafka.TLS.KeyFile == "") {
+		add("kafka.tls.cert_file", "cert_file and key_file go together")
+	}
+	ps = append(ps, checkFiles(map[string]string{
+		"kafka.tls.ca_file":            c.Kafka.TLS.CAFile,
+		"kafka.tls.cert_file":          c.Kafka.TLS.CertFile,
+		"kafka.tls.key_file":           c.Kafka.TLS.KeyFile,
+		"kafka.sasl.password_file":     c.Kafka.SASL.PasswordFile,
+		"serve.token_file":             c.Serve.TokenFile,
+		"serve.tls_cert_file":          c.Serve.TLSCertFile,
+		"serve.tls_key_file":           c.Serve.TLSKeyFile,
+		"dataset.hdfs.kerberos_keytab": c.Dataset.HDFS.KerberosKeytab,
+		"dataset.hdfs.kerberos_ccache": c.Dataset.HDFS.KerberosCCache,
+		"dataset.hdfs.kerberos_config": c.Dataset.HDFS.KerberosConfig,
+		"realtime.rules":               c.Realtime.Rules,
+	})...)
+
+	if c.Topics.Partitions < 1 {
+		add("topics.partitions", "must be at least 1")
+	}
+	if len(c.Topics.Sources) == 0 {
+		add("topics.sources", "no source topics")
+	}
+	seen := map[string]string{}
+	for i, s := range c.Topics.Sources {
+		key := fmt.Sprintf("topics.sources[%d]", i)
+		if s.Topic == "" {
+			add(key+".topic", "empty topic name")
+		} else if prev, dup := seen[s.Topic]; dup {
+			add(key+".topic", fmt.Sprintf("topic %q is also %s", s.Topic, prev))
+		}
+		seen[s.Topic] = key
+		if !contains(Formats, s.Format) {
+			add(key+".format", fmt.Sprintf("unknown format %q", s.Format))
+		}
+	}
+	for key, name := range map[string]string{"topics.alerts": c.Topics.Alerts, "topics.late_events": c.Topics.LateEvents, "topics.quarantine": c.Topics.Quarantine} {
+		if name == "" {
+			add(key, "empty topic name")
+		} else if prev, dup := seen[name]; dup {
+			add(key, fmt.Sprintf("topic %q is also %s", name, prev))
+		}
+	}
+	if c.Topics.MaxLineSize < 256 {
+		add("topics.max_line_size", "must be at least 256 bytes")
+	}
+
+	if u, err := url.Parse(c.Dataset.URL); err != nil {
+		add("dataset.url", err.Error())
+	} else {
+		switch u.Scheme {
+		case "file":
+			if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+				add("dataset.url", fmt.Sprintf("%q is not an absolute file URL", c.Dataset.URL))
+			}
+		case "hdfs":
+			if u.Host == "" {
+				add("dataset.url", "hdfs URL without a NameNode address")
+			}
+			for _, hp := range strings.Split(u.Host, ",") {
+				if err := checkHostPort(hp); err != nil {
+					add("dataset.url", err.Error())
+				}
+			}
+		default:
+			add("dataset.url", fmt.Sprintf("unsupported scheme %q", u.Scheme))
+		}
+	}
+	if _, err := time.LoadLocation(c.Dataset.Timezone); err != nil {
+		add("dataset.timezone", fmt.Sprintf("unknown timezone %q", c.Dataset.Timezone))
+	}
+	if !contains([]string{"zstd", "snappy", "none"}, c.Dataset.Compression) {
+		add("dataset.compression", fmt.Sprintf("unknown compression %q", c.Dataset.Compression))
+	}
+	positive(&ps, "dataset.row_group_bytes", c.Dataset.RowGroupBytes)
+	positive(&ps, "dataset.roll_bytes", c.Dataset.RollBytes)
+	positive(&ps, "dataset.roll_records", int64(c.Dataset.RollRecords))
+	positive(&ps, "dataset.roll_interval", int64(c.Dataset.RollInterval))
+	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
+	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
+
+	if u, err := url.Parse(c.ClickHouse.DSN.Reveal()); err != nil || !contains([]string{"clickhouse", "tcp", "http", "https"}, u.Scheme) || u.Host == "" {
+		add("clickhouse.dsn", "not a clickhouse://user:pass@host:port/db URL")
+	}
+
+	for key, addr := range map[string]string{"consumer.http": c.Consumer.HTTP, "realtime.http": c.Realtime.HTTP, "serve.listen": c.Serve.Listen} {
+		if err := checkHostPort(addr); err != nil {
+			add(key, err.Error())
+		}
+	}
+	if c.Consumer.Group == "" {
+		add("consumer.group", "empty group")
+	}
+	if c.Realtime.Group == "" {
+		add("realtime.group", "empty group")
+	}
+	nonNegative(&ps, "realtime.max_out_of_order", int64(c.Realtime.MaxOutOfOrder))
+	nonNegative(&ps, "realtime.allowed_lateness", int64(c.Realtime.AllowedLateness))
+	nonNegative(&ps, "batch.allowed_lateness", int64(c.Batch.AllowedLateness))
+	positive(&ps, "realtime.transaction_interval", int64(c.Realtime.TransactionInterval))
+	positive(&ps, "realtime.max_keys", int64(c.Realtime.MaxKeys))
+	if c.Realtime.WebhookURL != "" {
+		if u, err := url.Parse(c.Realtime.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("realtime.webhook_url", "not an http(s) URL")
+		}
+	}
+
+	if _, err := time.LoadLocation(c.Batch.Timezone); err != nil {
+		add("batch.timezone", fmt.Sprintf("unknown timezone %q", c.Batch.Timezone))
+	}
+	for i, s := range c.Batch.Schedules {
+		key := fmt.Sprintf("batch.schedules[%d]", i)
+		if s.Job == "" {
+			add(key+".job", "empty job name")
+		}
+		if _, err := CronParser.Parse(s.Cron); err != nil {
+			add(key+".cron", fmt.Sprintf("bad cron expression %q: %v", s.Cron, err))
+		}
+		if s.Timezone != "" {
+			if _, err := time.LoadLocation(s.Timezone); err != nil {
+				add(key+".timezone", fmt.Sprintf("unknown timezone %q", s.Timezone))
+			}
+		}
+	}
+	if c.Batch.Retries < 0 {
+		add("batch.retries", "must not be negative")
+	}
+	if (c.Serve.TLSCertFile == "") != (c.Serve.TLSKeyFile == "") {
+		add("serve.tls_cert_file", "tls_cert_file and tls_key_file go together")
+	}
+	if !contains([]string{"text", "json"}, c.Log.Format) {
+		add("log.format", fmt.Sprintf("unknown format %q", c.Log.Format))
+	}
+	if !contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		add("log.level", fmt.Sprintf("unknown level %q", c.Log.Level))
+	}
+	return ps
+}
+
+// fixFor says how to fix a bad value of a key, from its documentation.
+func fixFor(key string) string {
+	base := key
+	if i := strings.IndexByte(base, '['); i >= 0 {
+		rest := base[i:]
+		base = base[:i]
+		if j := strings.IndexByte(rest, ']'); j >= 0 {
+			base += rest[j+1:]
+		}
+	}
+	for _, k := range Keys() {
+		if k.Path == base || strings.HasPrefix(base, k.Path+".") {
+			return fmt.Sprintf("set %s to a %s: %s (default %s)", k.Path, k.Type, k.Doc, k.Default)
+		}
+	}
+	return "see docs/configuration.md"
+}
+
+func positive(ps *[]Problem, key string, v int64) {
+	if v <= 0 {
+		*ps = append(*ps, Problem{Key: key, Message: "must be greater than zero", Fix: fixFor(key)})
+	}
+}
+
+func nonNegative(ps *[]Problem, key string, v int64) {
+	if v < 0 {
+		*ps = append(*ps, Problem{Key: key, Message: "must not be negative", Fix: fixFor(key)})
+	}
+}
+
+func checkFiles(files map[string]string) []Problem {
+	var ps []Problem
+	for key, path := range files {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			ps = append(ps, Problem{Key: key, Message: fmt.Sprintf("cannot read %s: %v", path, err), Fix: "point " + key + " at an existing, readable file"})
+		}
+	}
+	return ps
+}
+
+func checkHostPort(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q has no valid port", s)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// SASLPassword returns the SASL password from the password or password_file key.
+func (s SASL) SASLPassword() (string, error) {
+	return secretValue(s.Password, s.PasswordFile, "kafka.sasl.password_file")
+}
+
+// BearerToken returns the serving token from token or token_file.
+func (s Serve) BearerToken() (string, error) {
+	return secretValue(s.Token, s.TokenFile, "serve.token_file")
+}
+
+func secretValue(v Secret, file, key string) (string, error) {
+	if v != "" {
+		return v.Reveal(), nil
+	}
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("config: %s: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
