@@ -1,0 +1,49 @@
+# lambdalog: the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/lambdalog
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# The whole suite stays well under CI's 20 minutes on 2 cores.
+TEST_TIMEOUT ?= 18m
+BENCHTIME    ?= 2s
+
+.PHONY: all run test build bench lint deps fuzz clean
+
+all: build
+
+## run: build, install what is missing, and start the whole platform on embedded defaults
+run: deps build
+	./$(BIN) dev
+
+## test: install what is missing and run the whole test suite
+test: deps
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+## build: build bin/lambdalog (static, no cgo)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/lambdalog
+
+## bench: run every benchmark; figures go to docs/benchmarks.md
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## deps: install clickhouse-server, hdfs-cli and chromium when missing (Debian, root)
+deps:
+	@bash .ci/deps
+
+## fuzz: run each parser fuzz target briefly (FUZZTIME per target)
+FUZZTIME ?= 30s
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./schemas/parse/ | grep '^Fuzz'); do \
+		echo "fuzzing $$t for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./schemas/parse/ || exit 1; \
+	done
+
+clean:
+	rm -rf bin
