@@ -162,6 +162,7 @@ func isUsage(err error) bool {
 type commonFlags struct {
 	config, brokers, dataset, clickhouse, logFormat, logLevel string
 	sets                                                      []string
+	validateOnly                                              bool
 }
 
 func (cf *commonFlags) register(fs *flag.FlagSet) {
@@ -171,6 +172,7 @@ func (cf *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&cf.clickhouse, "clickhouse", "", "ClickHouse `DSN` clickhouse://user:pass@host:port/db (clickhouse.dsn)")
 	fs.StringVar(&cf.logFormat, "log-format", "", "log format: text or json (log.format)")
 	fs.StringVar(&cf.logLevel, "log-level", "", "log level: debug, info, warn or error (log.level)")
+	fs.BoolVar(&cf.validateOnly, "validate-only", false, "parse the command line and configuration, report problems, and exit without running")
 	fs.Func("set", "override any configuration key: `KEY=VALUE` (repeatable)", func(s string) error {
 		if !strings.Contains(s, "=") {
 			return fmt.Errorf("want KEY=VALUE, got %q", s)
@@ -260,6 +262,10 @@ func execute(ctx context.Context, c *command, args []string, stdin io.Reader, st
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
 	}
 	e.log = logger.With("cmd", c.name)
+	if cf.validateOnly {
+		fmt.Fprintf(stdout, "ok: lambdalog %s command line and configuration are valid\n", c.name)
+		return nil
+	}
 	return c.run(ctx, e, pos)
 }
 
@@ -286,7 +292,7 @@ func printOverview(w io.Writer, cmds []*command) {
 	for _, c := range cmds {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprint(w, "\nRun 'lambdalog help COMMAND' for a command's flags. Every command also takes\n--config, --brokers, --dataset, --clickhouse, --log-format, --log-level and --set.\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n")
+	fmt.Fprint(w, "\nRun 'lambdalog help COMMAND' for a command's flags. Every command also takes\n--config, --brokers, --dataset, --clickhouse, --log-format, --log-level, --set\nand --validate-only.\nExit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n")
 }
 
 func printHelp(w io.Writer, c *command) {
@@ -296,7 +302,7 @@ func printHelp(w io.Writer, c *command) {
 	if c.long != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.long))
 	}
-	common := map[string]bool{"config": true, "brokers": true, "dataset": true, "clickhouse": true, "log-format": true, "log-level": true, "set": true}
+	common := map[string]bool{"config": true, "brokers": true, "dataset": true, "clickhouse": true, "log-format": true, "log-level": true, "set": true, "validate-only": true}
 	fs.SetOutput(w)
 	fmt.Fprint(w, "\nFlags:\n")
 	printFlags(w, fs, func(name string) bool { return !common[name] })

@@ -184,3 +184,14 @@ func TestBrokerSubprocessProduceConsume(t *testing.T) {
 		t.Errorf("broker did not exit cleanly on SIGINT: %v", err)
 	}
 }
+
+func TestValidateOnly(t *testing.T) {
+	code, out, _ := runInProcess(t, "broker", "--listen", "127.0.0.1:0", "--validate-only")
+	if code != 0 || !strings.Contains(out, "ok: lambdalog broker") {
+		t.Errorf("validate-only: exit %d %q", code, out)
+	}
+	code, _, errOut := runInProcess(t, "broker", "--validate-only", "--set", "topics.partitions=zero")
+	if code != 2 || !strings.Contains(errOut, "topics.partitions") {
+		t.Errorf("validate-only with a bad setting: exit %d %q", code, errOut)
+	}
+}
