@@ -343,7 +343,9 @@ func (dn *dataNode) writeBlock(ctx context.Context, conn net.Conn, br *bufio.Rea
 		return err
 	}
 
-	w := bufio.NewWriterSize(f, 1<<20)
+	// Data goes straight to the file, packet by packet: an ack promises the
+	// bytes are on the DataNode (hflush), and lease recovery after a dead
+	// writer keeps exactly what was acknowledged.
 	var pre [6]byte
 	var body []byte
 	var received int64
@@ -401,17 +403,16 @@ func (dn *dataNode) writeBlock(ctx context.Context, conn net.Conn, br *bufio.Rea
 		}
 		if eff.dropAfter >= 0 && received+int64(dataLen) > eff.dropAfter {
 			dn.log.Info("hdfstest: fault: dropping block write", "block", id, "after_bytes", received)
-			_ = w.Flush()
 			return conn.Close()
 		}
-		if _, err := w.Write(data); err != nil {
+		if _, err := f.Write(data); err != nil {
 			_ = ack(ph.GetSeqno(), pb.Status_ERROR)
 			return fmt.Errorf("block %d: write replica: %w", id, err)
 		}
 		received += int64(dataLen)
 		length += uint64(dataLen)
 		if ph.GetLastPacketInBlock() {
-			if err := dn.finalize(id, f, w, length); err != nil {
+			if err := dn.finalize(id, f, length); err != nil {
 				_ = ack(ph.GetSeqno(), pb.Status_ERROR)
 				return err
 			}
@@ -426,11 +427,7 @@ func (dn *dataNode) writeBlock(ctx context.Context, conn net.Conn, br *bufio.Rea
 
 // finalize closes the replica file, moves it to finalized/ and reports it to
 // the NameNode before the last ack, so complete never races the report.
-func (dn *dataNode) finalize(id uint64, f *os.File, w *bufio.Writer, length uint64) error {
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("block %d: flush replica: %w", id, err)
-	}
+func (dn *dataNode) finalize(id uint64, f *os.File, length uint64) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("block %d: close replica: %w", id, err)
 	}

@@ -200,4 +200,3 @@ type rawError struct {
 	remoteError
 	code pb.RpcResponseHeaderProto_RpcErrorCodeProto
 }
-
