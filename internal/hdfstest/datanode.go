@@ -2,6 +2,7 @@ package hdfstest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/binary"
@@ -508,11 +509,6 @@ func (dn *dataNode) readBlock(ctx context.Context, conn net.Conn, br *bufio.Read
 	seqno := int64(0)
 	for pos < end {
 		k := int(min(uint64(readPacketData), end-pos))
-		if eff.dropAfter >= 0 && sent+int64(k) > eff.dropAfter {
-			dn.log.Info("hdfstest: fault: dropping block read", "block", id, "after_bytes", sent)
-			_ = bw.Flush()
-			return conn.Close()
-		}
 		if _, err := f.ReadAt(data[:k], int64(pos)); err != nil {
 			return fmt.Errorf("block %d: read replica: %w", id, err)
 		}
@@ -523,6 +519,24 @@ func (dn *dataNode) readBlock(ctx context.Context, conn net.Conn, br *bufio.Read
 				binary.BigEndian.PutUint32(sums[i*4:], crc32.Checksum(data[i*bytesPerChecksum:min((i+1)*bytesPerChecksum, k)], castagnoli))
 			}
 			s = sums[:chunks*4]
+		}
+		if eff.dropAfter >= 0 && sent+int64(k) > eff.dropAfter {
+			// Cut inside a packet, so the client sees a truncated stream
+			// rather than what looks like a clean end of block: the
+			// AfterBytes data bytes, or half of the next packet's length
+			// prefix when AfterBytes falls on a packet boundary.
+			var pkt bytes.Buffer
+			pw := bufio.NewWriter(&pkt)
+			_ = writePacket(pw, pos, seqno, false, s, data[:k])
+			_ = pw.Flush()
+			cut := 3
+			if part := int(eff.dropAfter - sent); part > 0 {
+				cut = pkt.Len() - k + part
+			}
+			_, _ = bw.Write(pkt.Bytes()[:cut])
+			_ = bw.Flush()
+			dn.log.Info("hdfstest: fault: dropping block read", "block", id, "after_bytes", eff.dropAfter)
+			return conn.Close()
 		}
 		if err := writePacket(bw, pos, seqno, false, s, data[:k]); err != nil {
 			return err

@@ -307,10 +307,18 @@ func (nn *nameNode) complete(c *call, req *pb.CompleteRequestProto) (proto.Messa
 		}
 	}
 	if nn.faults.refuseComplete() {
+		// As if the last block's replication were pending: it stays
+		// committed, invisible to readers, until a later complete.
+		if b := n.lastBlock(); b != nil && b.State == blockComplete {
+			b.State = blockCommitted
+		}
 		nn.log.Info("hdfstest: fault: refusing complete", "path", src)
 		return &pb.CompleteResponseProto{Result: proto.Bool(false)}, nil
 	}
 	for _, b := range n.Blocks {
+		if b.State == blockCommitted && b.replicaFinal && b.replicaLen == b.NumBytes {
+			b.State = blockComplete
+		}
 		if b.State != blockComplete {
 			return &pb.CompleteResponseProto{Result: proto.Bool(false)}, nil
 		}
