@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 
 	pb "github.com/lambdalog/lambdalog/internal/hdfstest/internal/hadooppb"
@@ -121,7 +122,15 @@ func (s *Server) serveIPC(conn net.Conn) {
 	}
 
 	frames := make(chan frame, frameQueueCapacity)
+	readerDone := make(chan struct{})
+	defer func() {
+		// Stop the reader before returning, so no goroutine outlives Close.
+		cancel()
+		conn.Close()
+		<-readerDone
+	}()
 	go func() {
+		defer close(readerDone)
 		defer close(frames)
 		defer cancel()
 		for {
@@ -147,10 +156,7 @@ func (s *Server) serveIPC(conn net.Conn) {
 }
 
 // serveCall runs one request frame; false means close the connection.
-func (s *Server) serveCall(ctx context.Context, conn net.Conn, log interface {
-	Warn(string, ...any)
-	Debug(string, ...any)
-}, user string, f frame) bool {
+func (s *Server) serveCall(ctx context.Context, conn net.Conn, log *slog.Logger, user string, f frame) bool {
 	if len(f) == 0 {
 		return false
 	}
