@@ -2,6 +2,7 @@ package hdfstest
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -287,5 +288,30 @@ func TestReaddirPartialListings(t *testing.T) {
 	rest, err := f.Readdirnames(100)
 	if err != nil || len(rest) != 15 || rest[0] != want[10] {
 		t.Fatalf("Readdirnames(100) after 10 = %v, %v", rest, err)
+	}
+}
+
+func TestListingWithLocations(t *testing.T) {
+	s := Start(t, WithBlockSize(64<<10))
+	c := newClient(t, s, 10*time.Second)
+	if err := c.Mkdir("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, c, "/d/f", randomBytes(11, 150_000))
+	raw := dialRaw(t, s.NameNodeAddr())
+	var resp pb.GetListingResponseProto
+	if err := raw.call("getListing", &pb.GetListingRequestProto{Src: proto.String("/d"), StartAfter: []byte{}, NeedLocation: proto.Bool(true)}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	list := resp.GetDirList().GetPartialListing()
+	if len(list) != 1 || string(list[0].GetPath()) != "f" {
+		t.Fatalf("listing = %v", list)
+	}
+	blocks := list[0].GetLocations().GetBlocks()
+	if len(blocks) != 3 || blocks[2].GetOffset() != 2*(64<<10) || blocks[2].GetB().GetNumBytes() != 150_000-2*(64<<10) {
+		t.Fatalf("located blocks = %v; want 3 blocks, the last at %d", blocks, 2*(64<<10))
+	}
+	if addr := blocks[0].GetLocs()[0].GetId(); fmt.Sprintf("%s:%d", addr.GetIpAddr(), addr.GetXferPort()) != s.DataNodeAddr() {
+		t.Fatalf("block location %v, want the DataNode at %s", addr, s.DataNodeAddr())
 	}
 }

@@ -96,7 +96,11 @@ func (nn *nameNode) getListing(_ *call, req *pb.GetListingRequestProto) (proto.M
 				list.RemainingEntries = proto.Uint32(uint32(len(names) - i))
 				break
 			}
-			list.PartialListing = append(list.PartialListing, nn.status(n.Children[name], name))
+			st := nn.status(n.Children[name], name)
+			if c := n.Children[name]; req.GetNeedLocation() && !c.Dir {
+				st.Locations = nn.locatedBlocks(c, 0, c.visibleLength())
+			}
+			list.PartialListing = append(list.PartialListing, st)
 		}
 		resp.DirList = list
 	}
@@ -479,21 +483,29 @@ func (nn *nameNode) getBlockLocations(_ *call, req *pb.GetBlockLocationsRequestP
 		return nil, remote(ExcFileNotFound, "Path is not a file: %s", req.GetSrc())
 	}
 	n.ATime = nowMillis()
-	start, end := req.GetOffset(), req.GetOffset()+req.GetLength()
+	return &pb.GetBlockLocationsResponseProto{Locations: nn.locatedBlocks(n, req.GetOffset(), req.GetLength())}, nil
+}
+
+// locatedBlocks lists the visible blocks of n overlapping [start,
+// start+length), with the one DataNode as their location.
+func (nn *nameNode) locatedBlocks(n *inode, start, length uint64) *pb.LocatedBlocksProto {
+	end := start + length
 	locs := &pb.LocatedBlocksProto{
-		FileLength:          proto.Uint64(n.visibleLength()),
-		UnderConstruction:   proto.Bool(n.underConstruction()),
+		FileLength:        proto.Uint64(n.visibleLength()),
+		UnderConstruction: proto.Bool(n.underConstruction()),
+		// Readers never get the block being written, so the last block
+		// they see is always complete.
 		IsLastBlockComplete: proto.Bool(true),
 	}
 	var off uint64
 	for _, b := range n.visibleBlocks() {
-		if off+b.NumBytes > start && (off < end || (req.GetLength() == 0 && off == start)) {
+		if off+b.NumBytes > start && (off < end || (length == 0 && off == start)) {
 			locs.Blocks = append(locs.Blocks, nn.located(b, off))
 		}
 		locs.LastBlock = nn.located(b, off)
 		off += b.NumBytes
 	}
-	return &pb.GetBlockLocationsResponseProto{Locations: locs}, nil
+	return locs
 }
 
 func (nn *nameNode) getServerDefaults(_ *call, _ *pb.GetServerDefaultsRequestProto) (proto.Message, error) {
