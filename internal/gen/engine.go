@@ -312,15 +312,14 @@ func (g *Generator) userName(k uint64) []byte {
 	return g.user
 }
 
-// appendUserName writes background user k's login: initial + surname, and a
-// number past the first len(first)*len(last) users. Never an attack name.
+// appendUserName writes background user k's login: an initial, a surname,
+// and a number past the first 26*len(lastNames) users ("jsmith",
+// "mgarcia12"). The mapping is one to one, and never an attack user's name.
 func appendUserName(b []byte, k uint64) []byte {
-	f := firstNames[k%uint64(len(firstNames))]
-	k /= uint64(len(firstNames))
-	l := lastNames[k%uint64(len(lastNames))]
+	b = append(b, byte('a'+k%26))
+	k /= 26
+	b = append(b, lastNames[k%uint64(len(lastNames))]...)
 	k /= uint64(len(lastNames))
-	b = append(b, f[0])
-	b = append(b, l...)
 	if k > 0 {
 		b = appendInt(b, int(k))
 	}

@@ -2,19 +2,9 @@ package gen
 
 // Read-only lookup tables. Nothing writes to them after initialization.
 
-// Background users are initial + surname (+ number): "jsmith", "mgarcia12".
-// Attack user lists below never have that shape, so names cannot collide.
-var firstNames = [...]string{
-	"james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda",
-	"david", "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica",
-	"thomas", "sarah", "charles", "karen", "christopher", "lisa", "daniel", "nancy",
-	"matthew", "betty", "anthony", "sandra", "mark", "margaret", "donald", "ashley",
-	"steven", "kimberly", "andrew", "emily", "paul", "donna", "joshua", "michelle",
-	"kenneth", "carol", "kevin", "amanda", "brian", "melissa", "george", "deborah",
-	"timothy", "stephanie", "ronald", "rebecca", "jason", "sharon", "edward", "laura",
-	"jeffrey", "cynthia", "ryan", "dorothy", "jacob", "amy", "gary", "kathleen",
-}
-
+// Background users are an initial + surname (+ number): "jsmith",
+// "mgarcia12". Attack user lists below never have that shape, so names
+// cannot collide.
 var lastNames = [...]string{
 	"smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis",
 	"rodriguez", "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas",
