@@ -111,17 +111,45 @@ func appendCLF(b []byte, c *civil) []byte {
 	return append(b, " +0000"...)
 }
 
-func appendIP(b []byte, ip uint32) []byte {
-	b = strconv.AppendUint(b, uint64(ip>>24), 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, uint64(ip>>16&0xff), 10)
-	b = append(b, '.')
-	b = strconv.AppendUint(b, uint64(ip>>8&0xff), 10)
-	b = append(b, '.')
-	return strconv.AppendUint(b, uint64(ip&0xff), 10)
+func appendOctet(b []byte, v uint32) []byte {
+	switch {
+	case v >= 100:
+		return append(b, digits[v/100], digits[v/10%10], digits[v%10])
+	case v >= 10:
+		return append(b, digits[v/10], digits[v%10])
+	}
+	return append(b, digits[v])
 }
 
-func appendInt(b []byte, v int) []byte { return strconv.AppendInt(b, int64(v), 10) }
+func appendIP(b []byte, ip uint32) []byte {
+	b = appendOctet(b, ip>>24)
+	b = append(b, '.')
+	b = appendOctet(b, ip>>16&0xff)
+	b = append(b, '.')
+	b = appendOctet(b, ip>>8&0xff)
+	b = append(b, '.')
+	return appendOctet(b, ip&0xff)
+}
+
+// appendInt writes a non-negative decimal without strconv's generality.
+func appendInt(b []byte, v int) []byte {
+	if v < 0 {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
+	if v < 10 {
+		return append(b, digits[v])
+	}
+	var tmp [20]byte
+	i := len(tmp)
+	for v >= 10 {
+		i--
+		tmp[i] = digits[v%10]
+		v /= 10
+	}
+	i--
+	tmp[i] = digits[v]
+	return append(b, tmp[i:]...)
+}
 
 const hexDigits = "0123456789abcdef"
 
