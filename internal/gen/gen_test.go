@@ -2,6 +2,7 @@ package gen
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
@@ -348,4 +349,47 @@ func ipStr(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+func TestPaceAndProgress(t *testing.T) {
+	var reports []Progress
+	g, err := New(Options{Seed: 1, Rate: 1000, Count: 700, Pace: true, ProgressEvery: 200 * time.Millisecond,
+		Progress: func(p Progress) { reports = append(reports, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := time.Now()
+	n := 0
+	tr, err := g.Run(context.Background(), SinkFunc(func(context.Context, *Line) error { n++; return nil }))
+	took := time.Since(begin)
+	if err != nil || n != 700 || tr.Events != 700 {
+		t.Fatalf("run: %v, %d lines", err, n)
+	}
+	// 700 events at 1000/s: the last is due 0.699 s after the first.
+	if took < 650*time.Millisecond || took > 5*time.Second {
+		t.Errorf("paced run of 0.7 s of events took %v", took)
+	}
+	if len(reports) < 3 || !reports[len(reports)-1].Done || reports[len(reports)-1].Events != 700 {
+		t.Fatalf("progress reports: %+v", reports)
+	}
+	mid := reports[1]
+	if mid.Done || mid.Total != 700 || mid.Events <= 0 || mid.Events >= 700 || mid.Rate < 500 || mid.Rate > 2000 || mid.ETA <= 0 {
+		t.Errorf("mid-run progress %+v: want events in (0,700), rate near 1000/s, an ETA", mid)
+	}
+}
+
+func TestUnboundedRunEndsWithContext(t *testing.T) {
+	g, _ := New(Options{Seed: 1, Rate: 100_000, Pace: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	tr, err := g.Run(ctx, SinkFunc(func(context.Context, *Line) error { return nil }))
+	if err != nil {
+		t.Fatalf("unbounded run ended with %v", err)
+	}
+	if tr.Events < 10000 || tr.Events > 60000 {
+		t.Errorf("%d events in 0.3 s paced at 100000/s", tr.Events)
+	}
+	if tr.Total != -1 {
+		t.Errorf("unbounded run reports total %d", tr.Total)
+	}
 }
