@@ -158,8 +158,7 @@ func (g *Generator) idsRecord() {
 	r := g.bg.next()
 	g.flowIDs++
 	s.flowID = mix(g.flowIDs^g.o.Seed^0xf10) >> 13
-	switch v := r % 20; {
-	case v < 12: // alert, from internet scanners only
+	if r%20 < 12 { // alert, from internet scanners only
 		s.kind = lkAlert
 		s.sig = &bgSignatures[(r>>8)%uint64(len(bgSignatures))]
 		s.src = netScanners | uint32(r>>40)&(1<<20-1)
@@ -169,19 +168,12 @@ func (g *Generator) idsRecord() {
 		if s.dport == 0 {
 			s.dport = uint16(1 + (r>>28)%1024)
 		}
-	case v < 18: // flow
-		s.kind = lkFlow
-		s.src = netFWSrc | uint32(r>>40)&(1<<22-1)
-		s.sport = uint16(32768 + (r>>16)%28232)
-		s.dst = g.nextDst()
-		s.dport = 443
-	default: // dns answer from the resolver
-		s.kind = lkDNS
-		s.udp = true
-		s.src = ipResolver
-		s.sport = 53
-		s.dst = g.nextDst()
-		s.dport = uint16(32768 + (r>>16)%28232)
-		s.dnsIdx = int((r >> 8) % uint64(len(dnsNames)))
+		return
 	}
+	// A flow summary, counted against its destination like a packet.
+	s.kind = lkFlow
+	s.src = netFWSrc | uint32(r>>40)&(1<<22-1)
+	s.sport = uint16(32768 + (r>>16)%28232)
+	s.dst = g.nextDst()
+	s.dport = 443
 }

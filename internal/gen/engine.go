@@ -290,7 +290,6 @@ const (
 	netTargets  = 10<<24 | 201<<16
 	netAttack   = 198<<24 | 18<<16
 
-	ipResolver = netServers | 53
 	ipWebHost  = netServers | 80
 	sshServer0 = netServers | 22 // bastions are .22 to .25
 )

@@ -162,13 +162,13 @@ type Meaning struct {
 // Auth actions written by the generator (ECS-style event.action values the
 // parsers are expected to produce).
 const (
-	ActionLogin              = "ssh_login"
-	ActionInvalidUser        = "invalid_user"
-	ActionConnectionClosed   = "connection_closed"
-	ActionSessionOpened      = "session_opened"
-	ActionSessionClosed      = "session_closed"
-	ActionDisconnect         = "disconnect"
-	ActionReceivedDisconnect = "received_disconnect"
+	ActionLogin            = "ssh_login"         // Failed/Accepted password|publickey
+	ActionInvalidUser      = "invalid_user"      // Invalid user U from IP
+	ActionConnectionClosed = "connection_closed" // Connection closed by IP port P [preauth]
+	ActionSessionOpened    = "session_opened"    // pam_unix session opened
+	ActionSessionClosed    = "session_closed"    // pam_unix session closed
+	ActionDisconnect       = "disconnect"        // Received disconnect from IP
+	ActionDisconnected     = "disconnected"      // Disconnected from user U IP
 )
 
 // DefaultStart is the first event time when Options.Start is zero.

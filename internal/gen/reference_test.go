@@ -86,7 +86,7 @@ func refDetect(events []refEvent) []refDetection {
 	first := map[string]int64{}
 	for i := range events {
 		e := &events[i]
-		if e.dataset != "auth" || e.outcome != "success" {
+		if e.dataset != "auth" || e.outcome != "success" || e.srcIP == "" {
 			continue
 		}
 		for _, a := range alerts[e.srcIP] {

@@ -27,7 +27,6 @@ const (
 	// ids (EVE)
 	lkAlert
 	lkFlow
-	lkDNS
 	// web (access)
 	lkWeb
 )
@@ -38,7 +37,7 @@ func (k lineKind) dataset() Dataset {
 		return Auth
 	case k <= lkFwBlock:
 		return Firewall
-	case k <= lkDNS:
+	case k <= lkFlow:
 		return IDS
 	}
 	return Web
@@ -69,7 +68,6 @@ type spec struct {
 	// ids
 	sig    *signature
 	flowID uint64
-	dnsIdx int
 }
 
 func (g *Generator) render(s *spec, l *Line) {
@@ -185,18 +183,18 @@ func (g *Generator) renderAuth(b []byte, s *spec, sub int64, m *Meaning) []byte 
 		b = append(b, "pam_unix(sshd:session): session opened for user "...)
 		b = userAt(append(b, s.user...))
 		b = append(b, " by (uid=0)"...)
-		m.Action, m.SourcePort, m.SourceIP = ActionSessionOpened, 0, netip.Addr{}
+		m.Action, m.Outcome, m.SourcePort, m.SourceIP = ActionSessionOpened, OutcomeSuccess, 0, netip.Addr{}
 	case lkSessClosed:
 		b = append(b, "pam_unix(sshd:session): session closed for user "...)
 		b = userAt(append(b, s.user...))
-		m.Action, m.SourcePort, m.SourceIP = ActionSessionClosed, 0, netip.Addr{}
+		m.Action, m.Outcome, m.SourcePort, m.SourceIP = ActionSessionClosed, OutcomeSuccess, 0, netip.Addr{}
 	case lkRecvDisconnect:
 		b = append(b, "Received disconnect from "...)
 		b = appendIP(b, s.src)
 		b = append(b, " port "...)
 		b = appendInt(b, int(s.sport))
 		b = append(b, ":11: disconnected by user"...)
-		m.Action = ActionReceivedDisconnect
+		m.Action = ActionDisconnect
 	case lkDisconnected:
 		b = append(b, "Disconnected from user "...)
 		b = userAt(append(b, s.user...))
@@ -204,7 +202,7 @@ func (g *Generator) renderAuth(b []byte, s *spec, sub int64, m *Meaning) []byte 
 		b = appendIP(b, s.src)
 		b = append(b, " port "...)
 		b = appendInt(b, int(s.sport))
-		m.Action = ActionDisconnect
+		m.Action = ActionDisconnected
 	}
 	return b
 }
@@ -272,12 +270,9 @@ func (g *Generator) renderIDS(b []byte, s *spec, sub int64, m *Meaning) []byte {
 	case lkAlert:
 		b = append(b, "alert"...)
 		m.Action = "alert"
-	case lkFlow:
+	default:
 		b = append(b, "flow"...)
 		m.Action = "flow"
-	default:
-		b = append(b, "dns"...)
-		m.Action = "dns"
 	}
 	b = append(b, `","src_ip":"`...)
 	b = appendIP(b, s.src)
@@ -287,13 +282,8 @@ func (g *Generator) renderIDS(b []byte, s *spec, sub int64, m *Meaning) []byte {
 	b = appendIP(b, s.dst)
 	b = append(b, `","dest_port":`...)
 	b = appendInt(b, int(s.dport))
-	if s.udp {
-		b = append(b, `,"proto":"UDP"`...)
-		m.Proto = "UDP"
-	} else {
-		b = append(b, `,"proto":"TCP"`...)
-		m.Proto = "TCP"
-	}
+	b = append(b, `,"proto":"TCP"`...)
+	m.Proto = "TCP"
 	m.DestIP, m.DestPort = addr(s.dst), s.dport
 	// Flow start: a few hundred milliseconds before the record.
 	startNs := s.ts - int64(50+s.flowID%900)*int64(time.Millisecond)
@@ -324,7 +314,7 @@ func (g *Generator) renderIDS(b []byte, s *spec, sub int64, m *Meaning) []byte {
 		b = append(b, `,"start":"`...)
 		b = g.appendEVETime(b, &g.tc2, startNs-ssec*int64(time.Second))
 		b = append(b, `"}}`...)
-	case lkFlow:
+	default:
 		b = append(b, `,"app_proto":"tls","flow":{"pkts_toserver":`...)
 		b = appendInt(b, 8+int(s.flowID%40))
 		b = append(b, `,"pkts_toclient":`...)
@@ -338,17 +328,6 @@ func (g *Generator) renderIDS(b []byte, s *spec, sub int64, m *Meaning) []byte {
 		b = append(b, `","end":"`...)
 		b = g.appendEVETime(b, &g.tc, sub)
 		b = append(b, `","age":0,"state":"closed","reason":"timeout","alerted":false}}`...)
-	default:
-		q := &dnsNames[s.dnsIdx]
-		b = append(b, `,"dns":{"type":"answer","id":`...)
-		b = appendInt(b, int(s.flowID%65536))
-		b = append(b, `,"rcode":"NOERROR","rrname":"`...)
-		b = append(b, q.name...)
-		b = append(b, `","rrtype":"A","ttl":`...)
-		b = appendInt(b, 60+int(s.flowID%240))
-		b = append(b, `,"rdata":"`...)
-		b = append(b, q.addr...)
-		b = append(b, `"}}`...)
 	}
 	return b
 }

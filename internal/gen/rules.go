@@ -162,7 +162,9 @@ func ruleHit(a Attack, d Dataset, m *Meaning) (hit bool, v uint64) {
 		if d == IDS && m.Action == "alert" {
 			return true, 0
 		}
-		if d == Auth && m.Outcome == OutcomeSuccess {
+		// PAM session lines are successes too, but carry no source IP:
+		// they cannot match an alert's key.
+		if d == Auth && m.Outcome == OutcomeSuccess && m.SourceIP.IsValid() {
 			return true, 1
 		}
 	}

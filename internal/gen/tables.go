@@ -115,16 +115,6 @@ var (
 	sigSSHLibssh = signature{2006435, 9, "ET SCAN LibSSH Based Frequent SSH Connections Likely BruteForce Attack", "Attempted Administrator Privilege Gain", 1, 22}
 )
 
-type dnsAnswer struct{ name, addr string }
-
-var dnsNames = [...]dnsAnswer{
-	{"www.example.com", "203.0.113.10"},
-	{"api.example.com", "203.0.113.11"},
-	{"cdn.example.net", "198.51.100.20"},
-	{"mail.example.org", "198.51.100.25"},
-	{"updates.example.com", "203.0.113.40"},
-}
-
 // Attack user lists. Each list is walked with a rotation (see attacks.go)
 // so no user meets 10 attacking IPs within 5 minutes unless it is the
 // target of a distributed brute force.
