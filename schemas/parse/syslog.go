@@ -151,19 +151,31 @@ func (c *config) parseBSD(s string) (time.Time, int, bool) {
 			n += 5
 		}
 	}
-	if year == 0 {
-		ref := c.now().In(c.loc)
-		year = ref.Year()
-		t := time.Date(year, mo, d, h, mi, sec, nsec, c.loc)
-		// A line more than two days "ahead" of the reference is from last
-		// year: a Dec 31 line read on Jan 1. One almost a year behind is
-		// from next year: a Jan 1 line read a few seconds early.
-		switch {
-		case t.After(ref.Add(48 * time.Hour)):
-			year--
-		case t.Before(ref.Add(-363 * 24 * time.Hour)):
-			year++
+	if year != 0 {
+		if d > daysIn(mo, year) {
+			return time.Time{}, 0, false
 		}
+		return time.Date(year, mo, d, h, mi, sec, nsec, c.loc).UTC(), n, true
+	}
+	ref := c.now()
+	year = ref.In(c.loc).Year()
+	if mo == time.February && d == 29 && daysIn(mo, year) == 28 {
+		year-- // only a leap year has Feb 29; try the one before
+		if daysIn(mo, year) == 28 {
+			return time.Time{}, 0, false
+		}
+	}
+	t := time.Date(year, mo, d, h, mi, sec, nsec, c.loc)
+	// A line more than two days "ahead" of the reference is from last
+	// year: a Dec 31 line read on Jan 1. One almost a year behind is from
+	// next year: a Jan 1 line read a few seconds early.
+	switch {
+	case t.After(ref.Add(48 * time.Hour)):
+		year--
+	case t.Before(ref.Add(-363 * 24 * time.Hour)):
+		year++
+	default:
+		return t.UTC(), n, true
 	}
 	if d > daysIn(mo, year) {
 		return time.Time{}, 0, false
