@@ -155,6 +155,8 @@ type Meaning struct {
 	Status int
 	// Path is the URL path of web lines (query excluded).
 	Path []byte
+	// Duration is the request duration written at the end of web lines.
+	Duration time.Duration
 	// SignatureID is the rule id of an ids alert.
 	SignatureID int
 }

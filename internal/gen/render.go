@@ -2,6 +2,7 @@ package gen
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -98,7 +99,11 @@ func (g *Generator) render(s *spec, l *Line) {
 	g.val = b
 	// Set after the last append: appends may move the buffer.
 	if d == Web {
-		m.Path = g.val[g.pathAt : g.pathAt+len(s.path)]
+		n := len(s.path)
+		if q := strings.IndexByte(s.path, '?'); q >= 0 {
+			n = q // a scanner's path may carry its own query
+		}
+		m.Path = g.val[g.pathAt : g.pathAt+n]
 	}
 	if d == Auth && g.userAt >= 0 {
 		m.User = g.val[g.userAt : g.userAt+len(s.user)]
@@ -358,6 +363,6 @@ func (g *Generator) renderWeb(b []byte, s *spec, m *Meaning) []byte {
 	b = appendInt(b, s.durMs/1000)
 	b = append(b, '.')
 	b = appendFrac(b, s.durMs%1000, 3)
-	m.Method, m.Status = s.method, s.status
+	m.Method, m.Status, m.Duration = s.method, s.status, time.Duration(s.durMs)*time.Millisecond
 	return b
 }
