@@ -602,8 +602,9 @@ func (r *hdfsReader) readAt(b []byte, off int64) (int, error) {
 			return n, nil
 		}
 		if err == io.EOF {
-			// The file is shorter than when it was opened: not transient.
-			return n, fmt.Errorf("storage: read %s at %d: file shrank below %d bytes: %w", r.name, off, r.size, io.ErrUnexpectedEOF)
+			// Fewer bytes than the file had at Open: a DataNode connection
+			// that ended early looks like this, so it is retried.
+			err = fmt.Errorf("short read: %d of %d bytes (connection dropped, or the file shrank): %w", n, len(want), io.ErrUnexpectedEOF)
 		}
 		if cerr := r.ctx.Err(); cerr != nil {
 			return 0, fmt.Errorf("storage: read %s at %d: %w (after %w)", r.name, off, cerr, err)
