@@ -60,7 +60,7 @@ func parseCLFTime(s string) (time.Time, bool) {
 	sec, ok6 := digits2(s, 19, false)
 	oh, ok7 := digits2(s, 23, false)
 	om, ok8 := digits2(s, 25, false)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) || d < 1 || d > daysIn(mo, y) || !validClock(h, mi, sec) || om > 59 {
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && ok8) || !validYear(y) || d < 1 || d > daysIn(mo, y) || !validClock(h, mi, sec) || om > 59 {
 		return time.Time{}, false
 	}
 	off := time.Duration(oh*60+om) * time.Minute

@@ -115,6 +115,10 @@ func daysIn(m time.Month, year int) int {
 
 func validClock(h, mi, s int) bool { return h < 24 && mi < 60 && s < 61 }
 
+// validYear bounds years to what every store can hold: Unix time from 1970
+// (ClickHouse DateTime) and four-digit RFC 3339 years.
+func validYear(y int) bool { return y >= 1970 && y <= 9998 }
+
 // parseISO parses an RFC 3339 / ISO 8601 timestamp at the start of s:
 // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM|±HHMM)?; without a zone it is in loc.
 // It returns the time in UTC and the number of bytes consumed.
@@ -128,7 +132,7 @@ func parseISO(s string, loc *time.Location) (time.Time, int, bool) {
 	h, ok4 := digits2(s, 11, false)
 	mi, ok5 := digits2(s, 14, false)
 	sec, ok6 := digits2(s, 17, false)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) || !validClock(h, mi, sec) {
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || !validYear(y) || mo < 1 || mo > 12 || d < 1 || d > daysIn(time.Month(mo), y) || !validClock(h, mi, sec) {
 		return time.Time{}, 0, false
 	}
 	i := 19

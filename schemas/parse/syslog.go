@@ -152,7 +152,7 @@ func (c *config) parseBSD(s string) (time.Time, int, bool) {
 		}
 	}
 	if year != 0 {
-		if d > daysIn(mo, year) {
+		if !validYear(year) || d > daysIn(mo, year) {
 			return time.Time{}, 0, false
 		}
 		return time.Date(year, mo, d, h, mi, sec, nsec, c.loc).UTC(), n, true
