@@ -321,12 +321,42 @@ func readString(s string, i int) (string, int, bool) {
 	return "", 0, false
 }
 
+// skipString returns the offset after the JSON string at s[i] without
+// decoding it, so skipped values never allocate.
+func skipString(s string, i int) (int, bool) {
+	for j := i + 1; j < len(s); j++ {
+		switch c := s[j]; {
+		case c == '\\':
+			j++
+			if j >= len(s) {
+				return 0, false
+			}
+			switch s[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if _, ok := hex4(s, j+1); !ok {
+					return 0, false
+				}
+				j += 4
+			default:
+				return 0, false
+			}
+		case c == '"':
+			return j + 1, true
+		case c < 0x20:
+			return 0, false
+		}
+	}
+	return 0, false
+}
+
 func unescapeJSON(s string) (string, bool) {
-	b := make([]byte, 0, len(s))
+	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '\\' {
-			b = append(b, c)
+			b.WriteByte(c)
 			continue
 		}
 		i++
@@ -335,17 +365,17 @@ func unescapeJSON(s string) (string, bool) {
 		}
 		switch s[i] {
 		case '"', '\\', '/':
-			b = append(b, s[i])
+			b.WriteByte(s[i])
 		case 'b':
-			b = append(b, '\b')
+			b.WriteByte('\b')
 		case 'f':
-			b = append(b, '\f')
+			b.WriteByte('\f')
 		case 'n':
-			b = append(b, '\n')
+			b.WriteByte('\n')
 		case 'r':
-			b = append(b, '\r')
+			b.WriteByte('\r')
 		case 't':
-			b = append(b, '\t')
+			b.WriteByte('\t')
 		case 'u':
 			r, ok := hex4(s, i+1)
 			if !ok {
@@ -362,12 +392,12 @@ func unescapeJSON(s string) (string, bool) {
 					}
 				}
 			}
-			b = utf8.AppendRune(b, r)
+			b.WriteRune(r)
 		default:
 			return "", false
 		}
 	}
-	return string(b), true
+	return b.String(), true
 }
 
 func hex4(s string, i int) (rune, bool) {
@@ -398,8 +428,7 @@ func skipValue(s string, i, depth int) (int, bool) {
 	}
 	switch c := s[i]; {
 	case c == '"':
-		_, next, ok := readString(s, i)
-		return next, ok
+		return skipString(s, i)
 	case c == '{':
 		return walkObject(s, i, func(_ string, v int) (int, bool) { return skipValue(s, v, depth+1) })
 	case c == '[':
