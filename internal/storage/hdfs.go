@@ -520,6 +520,7 @@ type hdfsReader struct {
 	mu     sync.Mutex // serialises reads
 	r      *hdfs.FileReader
 	off    int64 // for Read
+	pos    int64 // the FileReader's own offset, -1 if unknown
 	closed bool
 
 	xmu sync.Mutex // guards x for the cancel callback
@@ -546,7 +547,7 @@ func (r *hdfsReader) reopen() error {
 			if err == nil {
 				r.xmu.Lock()
 				old := r.x
-				r.x, r.r = x, fr
+				r.x, r.r, r.pos = x, fr, 0
 				r.xmu.Unlock()
 				if old != nil {
 					r.h.release(old)
@@ -588,20 +589,18 @@ func (r *hdfsReader) readAt(b []byte, off int64) (int, error) {
 	if rest := r.size - off; int64(len(want)) > rest {
 		want = want[:rest]
 	}
-	var err error
 	for attempt := 1; ; attempt++ {
 		if cerr := r.ctx.Err(); cerr != nil {
 			return 0, fmt.Errorf("storage: read %s at %d: %w", r.name, off, cerr)
 		}
-		var n int
-		n, err = r.r.ReadAt(want, off)
-		if err == nil || (err == io.EOF && n == len(want)) {
+		n, err := r.readFull(want, off)
+		if err == nil {
 			if len(want) < len(b) {
 				return n, io.EOF
 			}
 			return n, nil
 		}
-		if err == io.EOF {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			// Fewer bytes than the file had at Open: a DataNode connection
 			// that ended early looks like this, so it is retried.
 			err = fmt.Errorf("short read: %d of %d bytes (connection dropped, or the file shrank): %w", n, len(want), io.ErrUnexpectedEOF)
@@ -621,6 +620,22 @@ func (r *hdfsReader) readAt(b []byte, off int64) (int, error) {
 			return 0, rerr
 		}
 	}
+}
+
+// readFull reads len(b) bytes at off. colinmarc's ReadAt seeks on every
+// call, and a seek to the current offset drops the DataNode stream, so
+// sequential reads would reconnect each time: seek only when off moves.
+func (r *hdfsReader) readFull(b []byte, off int64) (int, error) {
+	if off != r.pos {
+		if _, err := r.r.Seek(off, io.SeekStart); err != nil {
+			r.pos = -1
+			return 0, err
+		}
+		r.pos = off
+	}
+	n, err := io.ReadFull(r.r, b)
+	r.pos += int64(n)
+	return n, err
 }
 
 func (r *hdfsReader) Read(b []byte) (int, error) {
