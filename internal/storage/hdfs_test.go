@@ -201,7 +201,7 @@ func TestHDFSHungNameNodeCall(t *testing.T) {
 	// The caller's deadline wins over the retries.
 	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	within(t, testIOTimeout, "Stat with a 200ms deadline", func() {
+	within(t, testIOTimeout+time.Second, "Stat with a 200ms deadline", func() {
 		if _, err := fsys.Stat(cctx, "f"); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Stat past its deadline: %v", err)
 		}
