@@ -68,7 +68,7 @@ func TestPropertyMatchesBruteForce(t *testing.T) {
 				spec := base
 				spec.Op = op
 				rng := rand.New(rand.NewPCG(seed, uint64(op)))
-				bound := int64(rng.IntN(4)) * sec           // out-of-orderness
+				bound := int64(rng.IntN(4)) * sec // out-of-orderness
 				spec.Lateness = time.Duration(rng.IntN(3)) * time.Second
 				name := fmt.Sprintf("seed%d/%v/%v/%v/bound%ds/late%v", seed, spec.Size, spec.Slide, op, bound/sec, spec.Lateness)
 				t.Run(name, func(t *testing.T) {
