@@ -335,11 +335,7 @@ func (g *Ingester) Run(ctx context.Context, inputs []string) (Stats, error) {
 			errs = append(errs, err)
 		}
 	}
-	st := g.Stats()
-	if g.o.Progress != nil {
-		g.o.Progress(Progress{Stats: st})
-	}
-	return st, errors.Join(errs...)
+	return g.Stats(), errors.Join(errs...)
 }
 
 // background runs the progress reporter and the periodic state writer.
