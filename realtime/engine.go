@@ -1,0 +1,553 @@
+// Package realtime is the speed layer's engine: it runs a rule set over
+// decoded events in event time, with per-partition watermarks, sliding
+// windows (package window), suppression and resolve alerts.
+//
+// The engine is pure and single-threaded. A driver loop feeds it events
+// with their Kafka position and its own clock reading (Process), and asks
+// it to advance the watermark after each poll (Advance). Given the same
+// calls in the same order it produces the same alerts, and alert ids do
+// not depend on arrival order or clocks at all (alert.NewID), which is what
+// exactly-once alerting after a replay needs. See docs/realtime.md.
+package realtime
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"sort"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/lambdalog/lambdalog/realtime/alert"
+	"github.com/lambdalog/lambdalog/realtime/rules"
+	"github.com/lambdalog/lambdalog/realtime/watermark"
+	"github.com/lambdalog/lambdalog/realtime/window"
+	"github.com/lambdalog/lambdalog/schemas"
+)
+
+// Options configures an Engine. Zero values take the defaults below.
+type Options struct {
+	// OutOfOrderness is the bounded out-of-orderness of each input
+	// partition: its watermark is its newest event time minus this.
+	OutOfOrderness time.Duration
+	// AllowedLateness is how far behind the watermark an event may be and
+	// still update its windows; events further behind are returned as late.
+	AllowedLateness time.Duration
+	// IdleTimeout is the processing time after which a silent partition
+	// stops holding the watermark back.
+	IdleTimeout time.Duration
+	// MaxKeysPerRule caps the keys tracked per rule.
+	MaxKeysPerRule int
+	// ExactDistinct is the per-key bound of exact distinct counting.
+	ExactDistinct int
+	// MaxSketches caps HyperLogLog sketches per rule.
+	MaxSketches int
+	// Samples is the number of event references kept per key and put in
+	// alerts.
+	Samples int
+	// Logger receives rule swaps; nil discards.
+	Logger *slog.Logger
+}
+
+// Defaults for Options.
+const (
+	DefaultOutOfOrderness  = 5 * time.Second
+	DefaultAllowedLateness = 5 * time.Second
+	DefaultIdleTimeout     = 30 * time.Second
+	DefaultMaxKeysPerRule  = 1_000_000
+	DefaultSamples         = 5
+	// seqDepth is how many first-step and second-step event times a
+	// sequence rule keeps per key.
+	seqDepth = 8
+)
+
+// Source is where an event was read.
+type Source struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// Stats counts what the engine did.
+type Stats struct {
+	Events     uint64
+	Late       uint64
+	Alerts     uint64
+	Resolves   uint64
+	Suppressed uint64
+	// Rules holds per-rule window statistics, in rule order.
+	Rules []RuleStats
+}
+
+// RuleStats is one rule's state size.
+type RuleStats struct {
+	ID     string
+	Keys   int
+	Window window.Stats
+}
+
+// Engine evaluates a rule set over a stream. It is not safe for concurrent
+// use.
+type Engine struct {
+	opts   Options
+	wm     *watermark.Tracker
+	states []*ruleState
+	// byDataset routes a record to the rules that read its dataset.
+	byDataset map[string][]*ruleState
+	stats     Stats
+	keyBuf    []byte
+	smpBuf    []window.Sample
+	log       *slog.Logger
+}
+
+type ruleState struct {
+	rule    *rules.Rule
+	store   *window.Store         // threshold and value_count
+	seq     map[string]*seqState  // sequence
+	fired   map[string]*fireState // suppression and resolve state per key
+	firing  []string              // keys with an open alert, in firing order
+	nextGC  int64
+	dropped uint64
+}
+
+// fireState is the alert state of one (rule, key).
+type fireState struct {
+	period     int64 // suppression period of the last alert
+	lastWin    int64 // start of the last window counted (alerted or suppressed)
+	suppressed int64 // re-triggers suppressed since the last alert
+	firing     bool  // an alert is open (resolve rules)
+	alertID    string
+	openEnd    int64 // end of the window that opened the alert
+}
+
+type seqState struct {
+	as, bs []int64 // event times of step-1 and step-2 events, ascending
+	aRef   []window.Sample
+	bRef   []window.Sample
+}
+
+// New returns an engine running rs.
+func New(rs *rules.RuleSet, opts Options) (*Engine, error) {
+	if opts.OutOfOrderness == 0 {
+		opts.OutOfOrderness = DefaultOutOfOrderness
+	}
+	if opts.AllowedLateness == 0 {
+		opts.AllowedLateness = DefaultAllowedLateness
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxKeysPerRule <= 0 {
+		opts.MaxKeysPerRule = DefaultMaxKeysPerRule
+	}
+	if opts.Samples == 0 {
+		opts.Samples = DefaultSamples
+	}
+	if opts.OutOfOrderness < 0 || opts.AllowedLateness < 0 || opts.IdleTimeout < 0 || opts.Samples < 0 {
+		return nil, fmt.Errorf("realtime: negative option in %+v", opts)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		opts: opts,
+		wm:   watermark.New(watermark.Options{OutOfOrderness: opts.OutOfOrderness, IdleTimeout: opts.IdleTimeout}),
+		log:  log,
+	}
+	if err := e.SetRules(rs); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// SetRules swaps the rule set. Rules whose id and window definition
+// (rules.Rule.StateKey) are unchanged keep their windows and alert state;
+// the others start empty. On error the running rules stay in force.
+func (e *Engine) SetRules(rs *rules.RuleSet) error {
+	if rs == nil {
+		return fmt.Errorf("realtime: nil rule set")
+	}
+	old := map[string]*ruleState{}
+	for _, st := range e.states {
+		old[st.rule.ID] = st
+	}
+	var states []*ruleState
+	kept := 0
+	for _, r := range rs.Rules {
+		if st, ok := old[r.ID]; ok && st.rule.StateKey() == r.StateKey() {
+			states = append(states, &ruleState{rule: r, store: st.store, seq: st.seq, fired: st.fired, firing: st.firing, nextGC: st.nextGC, dropped: st.dropped})
+			kept++
+			continue
+		}
+		st := &ruleState{rule: r, fired: map[string]*fireState{}}
+		if r.Kind == rules.Sequence {
+			st.seq = map[string]*seqState{}
+		} else {
+			s, err := window.NewStore(window.Spec{Size: r.Window, Slide: r.Slide, Op: r.Aggregate, Lateness: e.opts.AllowedLateness},
+				window.Options{MaxKeys: e.opts.MaxKeysPerRule, ExactDistinct: e.opts.ExactDistinct, MaxSketches: e.opts.MaxSketches, Samples: e.opts.Samples})
+			if err != nil {
+				return fmt.Errorf("realtime: rule %s: %w", r.ID, err)
+			}
+			if wm := e.wm.Watermark(); wm != math.MinInt64 {
+				s.Advance(wm)
+			}
+			st.store = s
+		}
+		states = append(states, st)
+	}
+	by := map[string][]*ruleState{}
+	for _, st := range states {
+		for _, ds := range st.rule.Datasets() {
+			by[ds] = append(by[ds], st)
+		}
+	}
+	e.states, e.byDataset = states, by
+	e.log.Info("realtime: rules loaded", "rules", len(states), "kept_state", kept)
+	return nil
+}
+
+// Assign registers an input partition so that it holds the watermark back
+// from the start.
+func (e *Engine) Assign(topic string, partition int32, now time.Time) {
+	e.wm.Assign(watermark.Partition{Topic: topic, Partition: partition}, now)
+}
+
+// Revoke forgets an input partition.
+func (e *Engine) Revoke(topic string, partition int32) {
+	e.wm.Revoke(watermark.Partition{Topic: topic, Partition: partition})
+}
+
+// Watermark is the global watermark as of the last Advance (zero time
+// before any).
+func (e *Engine) Watermark() time.Time {
+	wm := e.wm.Watermark()
+	if wm == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, wm).UTC()
+}
+
+// Process feeds one event read from src at processing time now. Alerts it
+// triggers are appended to out. late is true when the event is further
+// behind the watermark than the allowed lateness: it updated nothing, and
+// the caller should publish it to the late-events topic.
+func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []alert.Alert) (alerts []alert.Alert, late bool) {
+	t := rec.EventTime().UnixNano()
+	if wm := e.wm.Watermark(); wm != math.MinInt64 && t < wm-int64(e.opts.AllowedLateness) {
+		e.stats.Late++
+		return out, true
+	}
+	e.stats.Events++
+	e.wm.ObserveNanos(watermark.Partition{Topic: src.Topic, Partition: src.Partition}, t, now.UnixNano())
+	sm := window.Sample{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Time: t}
+	for _, st := range e.byDataset[rec.Dataset()] {
+		if st.seq != nil {
+			out = e.sequence(st, rec, t, sm, now, out)
+			continue
+		}
+		r := st.rule
+		if !r.Where.Match(rec) {
+			continue
+		}
+		key, ok := r.Key1(rec)
+		if !ok {
+			var buf []byte
+			buf, ok = r.AppendKey(e.keyBuf[:0], rec)
+			e.keyBuf = buf
+			if !ok || len(buf) == 0 {
+				continue
+			}
+			// The store clones keys it keeps, so a view of the buffer is
+			// enough and saves an allocation per event.
+			key = unsafe.String(&buf[0], len(buf))
+		}
+		var v float64
+		var h uint64
+		if r.Aggregate == window.Distinct {
+			if h, ok = r.Hash(rec); !ok {
+				continue
+			}
+		} else if v, ok = r.Value(rec); !ok {
+			continue
+		}
+		w, ref := st.store.Add(key, t, v, h, sm)
+		if w.V >= r.Threshold {
+			out = e.trigger(st, ref, w, t, now, out)
+		}
+	}
+	return out, false
+}
+
+// trigger handles a window at or over the threshold: one alert per
+// suppression period, counting the other crossing windows as suppressed.
+func (e *Engine) trigger(st *ruleState, ref int32, w window.Value, t int64, now time.Time, out []alert.Alert) []alert.Alert {
+	r := st.rule
+	period := window.FloorDiv(t, int64(r.Suppress))
+	key := st.store.Key(ref)
+	fs := st.fired[key]
+	if fs != nil && period <= fs.period {
+		if w.Start > fs.lastWin {
+			fs.lastWin = w.Start
+			fs.suppressed++
+			e.stats.Suppressed++
+		}
+		return out
+	}
+	a := e.baseAlert(r, key, alert.TypeStart, period, t, now)
+	if fs != nil {
+		a.Suppressed = fs.suppressed
+	} else {
+		fs = &fireState{}
+		st.fired[key] = fs
+	}
+	a.WindowStart, a.WindowEnd = time.Unix(0, w.Start).UTC(), time.Unix(0, w.End).UTC()
+	a.Value, a.EventCount = w.V, w.N
+	a.Precision = alert.Exact
+	if !w.Exact {
+		a.Precision = alert.Estimate
+	}
+	first, last, smp := st.store.Details(ref, w, e.smpBuf[:0])
+	e.smpBuf = smp[:0]
+	a.FirstEvent, a.LastEvent = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+	a.Samples = refs(smp)
+	wasFiring := fs.firing
+	*fs = fireState{period: period, lastWin: w.Start, alertID: a.ID, firing: r.Resolve, openEnd: w.End}
+	if r.Resolve && !wasFiring {
+		st.firing = append(st.firing, key)
+	}
+	e.stats.Alerts++
+	return append(out, a)
+}
+
+func refs(smp []window.Sample) []alert.Ref {
+	out := make([]alert.Ref, len(smp))
+	for i, s := range smp {
+		out[i] = alert.Ref{Topic: s.Topic, Partition: s.Partition, Offset: s.Offset, Timestamp: time.Unix(0, s.Time).UTC()}
+	}
+	return out
+}
+
+func (e *Engine) baseAlert(r *rules.Rule, key, typ string, period, t int64, now time.Time) alert.Alert {
+	key = strings.Clone(key) // key may be a view of a reused buffer
+	a := alert.Alert{
+		ID:          alert.NewID(r.ID, key, typ, period),
+		Kind:        "alert",
+		Type:        typ,
+		Timestamp:   time.Unix(0, t).UTC(),
+		RuleID:      r.ID,
+		RuleName:    r.Name,
+		RuleKind:    string(r.Kind),
+		Description: r.Description,
+		Severity:    r.Severity,
+		SeverityID:  rules.SeverityID(r.Severity),
+		Datasets:    r.Datasets(),
+		KeyFields:   r.Key,
+		KeyValues:   strings.Split(key, string(rules.KeySep)),
+		Threshold:   r.Threshold,
+		GeneratedAt: now.UTC(),
+		Aggregate:   r.Aggregate.String(),
+	}
+	if r.Kind == rules.Sequence {
+		a.Aggregate, a.Threshold = "sequence", 1
+	} else {
+		a.AggregateField = r.Field
+	}
+	return a
+}
+
+// sequence runs a two-step rule on one record: a step-1 event for key X
+// followed, within the rule's duration, by a step-2 event for X. Either
+// step may arrive out of order.
+func (e *Engine) sequence(st *ruleState, rec schemas.Record, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
+	r := st.rule
+	within := int64(r.Within)
+	for step := 1; step >= 0; step-- {
+		s := &r.Steps[step]
+		if rec.Dataset() != s.Dataset || !s.Where.Match(rec) {
+			continue
+		}
+		buf, ok := s.AppendKey(e.keyBuf[:0], rec)
+		e.keyBuf = buf
+		if !ok || len(buf) == 0 {
+			continue
+		}
+		ss := st.seq[string(buf)]
+		if ss == nil {
+			if len(st.seq) >= e.opts.MaxKeysPerRule {
+				st.dropped++
+				continue
+			}
+			ss = &seqState{}
+			st.seq[string(buf)] = ss
+		}
+		key := unsafe.String(&buf[0], len(buf))
+		if step == 1 {
+			// Latest step-1 event at or before t, within the duration.
+			for i := len(ss.as) - 1; i >= 0; i-- {
+				if a := ss.as[i]; a <= t && t-a <= within {
+					out = e.seqMatch(st, key, ss.aRef[i], sm, now, out)
+					break
+				}
+			}
+			ss.bs, ss.bRef = insertTime(ss.bs, ss.bRef, t, sm)
+		} else {
+			// Earliest step-2 event at or after t, within the duration
+			// (the step-2 event arrived first).
+			for i, b := range ss.bs {
+				if b >= t && b-t <= within && ss.bRef[i] != sm {
+					out = e.seqMatch(st, key, sm, ss.bRef[i], now, out)
+					break
+				}
+			}
+			ss.as, ss.aRef = insertTime(ss.as, ss.aRef, t, sm)
+		}
+	}
+	return out
+}
+
+// insertTime inserts t in ascending order, keeping the newest seqDepth.
+func insertTime(ts []int64, refs []window.Sample, t int64, sm window.Sample) ([]int64, []window.Sample) {
+	i := sort.Search(len(ts), func(i int) bool { return ts[i] > t })
+	ts = append(ts, 0)
+	refs = append(refs, window.Sample{})
+	copy(ts[i+1:], ts[i:])
+	copy(refs[i+1:], refs[i:])
+	ts[i], refs[i] = t, sm
+	if len(ts) > seqDepth {
+		ts, refs = ts[1:], refs[1:]
+	}
+	return ts, refs
+}
+
+func (e *Engine) seqMatch(st *ruleState, key string, a, b window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
+	r := st.rule
+	period := window.FloorDiv(b.Time, int64(r.Suppress))
+	fs := st.fired[key]
+	if fs != nil && period <= fs.period {
+		if b.Time > fs.lastWin {
+			fs.lastWin = b.Time
+			fs.suppressed++
+			e.stats.Suppressed++
+		}
+		return out
+	}
+	al := e.baseAlert(r, key, alert.TypeStart, period, b.Time, now)
+	if fs != nil {
+		al.Suppressed = fs.suppressed
+	} else {
+		fs = &fireState{}
+		st.fired[string(append([]byte(nil), key...))] = fs
+	}
+	*fs = fireState{period: period, lastWin: b.Time, alertID: al.ID}
+	al.WindowStart, al.WindowEnd = time.Unix(0, a.Time).UTC(), time.Unix(0, a.Time+int64(r.Within)).UTC()
+	al.Value, al.EventCount, al.Precision = 1, 2, alert.Exact
+	al.FirstEvent, al.LastEvent = time.Unix(0, a.Time).UTC(), time.Unix(0, b.Time).UTC()
+	al.Samples = refs([]window.Sample{a, b})
+	e.stats.Alerts++
+	return append(out, al)
+}
+
+// Advance recomputes the watermark at processing time now, lets the
+// windows it closed go (evicting idle keys), emits resolve alerts for
+// windows that closed under their threshold, and forgets expired
+// suppression state. Alerts are appended to out.
+func (e *Engine) Advance(now time.Time, out []alert.Alert) []alert.Alert {
+	prev := e.wm.Watermark()
+	wm := e.wm.Advance(now)
+	if wm == prev || wm == math.MinInt64 {
+		return out
+	}
+	late := int64(e.opts.AllowedLateness)
+	for _, st := range e.states {
+		r := st.rule
+		if st.store != nil {
+			st.store.Advance(wm)
+			if r.Resolve {
+				out = e.resolve(st, wm, now, out)
+			}
+		}
+		if wm < st.nextGC {
+			continue
+		}
+		// Suppression state of a period that is over, with no open alert,
+		// and sequence state no accepted event can match, are dropped.
+		// Run at most once per suppression period / 8.
+		st.nextGC = wm + int64(r.Suppress)/8
+		cur := window.FloorDiv(wm-late, int64(r.Suppress))
+		for k, fs := range st.fired {
+			if fs.period < cur && !fs.firing {
+				delete(st.fired, k)
+			}
+		}
+		if st.seq != nil {
+			horizon := wm - late - int64(r.Within)
+			for k, ss := range st.seq {
+				if (len(ss.as) == 0 || ss.as[len(ss.as)-1] < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1] < horizon) {
+					delete(st.seq, k)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// resolve closes open alerts whose latest closed window is under the
+// threshold. A window [end-size, end) is closed once the watermark passes
+// its end; it is evaluated once, here.
+func (e *Engine) resolve(st *ruleState, wm int64, now time.Time, out []alert.Alert) []alert.Alert {
+	r := st.rule
+	slide := int64(r.Slide)
+	end := window.FloorDiv(wm, slide) * slide
+	j := 0
+	for _, key := range st.firing {
+		fs := st.fired[key]
+		if fs == nil || !fs.firing {
+			continue
+		}
+		if end <= fs.openEnd {
+			st.firing[j] = key
+			j++
+			continue
+		}
+		v, ok := st.store.Query(key, end-int64(r.Window))
+		if ok && v.V >= r.Threshold {
+			st.firing[j] = key
+			j++
+			continue
+		}
+		a := e.baseAlert(r, key, alert.TypeEnd, fs.period, end, now)
+		a.ID = alert.NewID(r.ID, key, alert.TypeEnd+":"+fs.alertID, fs.period)
+		a.Resolves = fs.alertID
+		a.WindowStart, a.WindowEnd = time.Unix(0, end-int64(r.Window)).UTC(), time.Unix(0, end).UTC()
+		a.Value, a.EventCount, a.Precision = v.V, v.N, alert.Exact
+		if !v.Exact {
+			a.Precision = alert.Estimate
+		}
+		a.Samples = []alert.Ref{}
+		fs.firing = false
+		e.stats.Resolves++
+		out = append(out, a)
+	}
+	clear(st.firing[j:])
+	st.firing = st.firing[:j]
+	return out
+}
+
+// Stats returns counters and per-rule state sizes.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Rules = make([]RuleStats, len(e.states))
+	for i, st := range e.states {
+		rs := RuleStats{ID: st.rule.ID}
+		if st.store != nil {
+			rs.Window = st.store.Stats()
+			rs.Keys = rs.Window.Keys
+		} else {
+			rs.Keys = len(st.seq)
+		}
+		s.Rules[i] = rs
+	}
+	return s
+}
