@@ -250,3 +250,45 @@ func TestStateFileIsLocked(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+// FuzzIngest feeds arbitrary bytes (binary garbage, invalid UTF-8, long
+// lines, CRs) through the whole ingester with format auto: it must not
+// fail, and every line must come out exactly once, raw on the topic or
+// (over-long) as a quarantine record, in input order.
+func FuzzIngest(f *testing.F) {
+	f.Add([]byte("Jan  1 00:00:00 h sshd[1]: Failed password for root from 1.2.3.4 port 22 ssh2\n\xff\xfe\x00garbage\n"))
+	f.Add([]byte("{\"event_type\":\"alert\",\"src_ip\":\"\xc3\x28\"}\r\n" + strings.Repeat("x", 300) + "\nend"))
+	f.Add([]byte("\n\n\r\n\x00"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		const max, keep = 100, 150
+		p := &memProducer{}
+		g, err := New(p, Options{Topic: "t", Format: "auto", QuarantineTopic: "q", MaxLineSize: max, LongLineKeep: keep, Stdin: bytes.NewReader(in)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.Run(context.Background(), []string{"-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := reference(in, max, keep)
+		if len(p.recs) != len(want) || st.Lines != int64(len(want)) || st.Acked != int64(len(want)) {
+			t.Fatalf("%d records, stats %v; want %d lines", len(p.recs), st, len(want))
+		}
+		for i, r := range p.recs {
+			w := want[i]
+			if !w.long {
+				if r.Topic != "t" || string(r.Value) != w.value {
+					t.Fatalf("line %d: %s %q, want t %q", i, r.Topic, r.Value, w.value)
+				}
+				continue
+			}
+			rec, err := schemas.UnmarshalJSONRecord(r.Value)
+			if err != nil || r.Topic != "q" {
+				t.Fatalf("line %d: quarantine record on %s: %v", i, r.Topic, err)
+			}
+			if q := rec.(*schemas.Quarantine); string(q.Raw) != w.value || q.Reason != parse.ReasonLineTooLong {
+				t.Fatalf("line %d: quarantined %q (%s), want %q", i, q.Raw, q.Reason, w.value)
+			}
+		}
+	})
+}
