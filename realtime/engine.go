@@ -368,21 +368,25 @@ func (e *Engine) sequence(st *ruleState, rec schemas.Record, t int64, sm window.
 		if rec.Dataset() != s.Dataset || !s.Where.Match(rec) {
 			continue
 		}
-		buf, ok := s.AppendKey(e.keyBuf[:0], rec)
-		e.keyBuf = buf
-		if !ok || len(buf) == 0 {
-			continue
+		key, ok := s.Key1(rec)
+		if !ok {
+			var buf []byte
+			buf, ok = s.AppendKey(e.keyBuf[:0], rec)
+			e.keyBuf = buf
+			if !ok || len(buf) == 0 {
+				continue
+			}
+			key = unsafe.String(&buf[0], len(buf))
 		}
-		ss := st.seq[string(buf)]
+		ss := st.seq[key]
 		if ss == nil {
 			if len(st.seq) >= e.opts.MaxKeysPerRule {
 				st.dropped++
 				continue
 			}
 			ss = &seqState{}
-			st.seq[string(buf)] = ss
+			st.seq[strings.Clone(key)] = ss
 		}
-		key := unsafe.String(&buf[0], len(buf))
 		if step == 1 {
 			// Latest step-1 event at or before t, within the duration.
 			for i := len(ss.as) - 1; i >= 0; i-- {
@@ -416,7 +420,11 @@ func insertTime(ts []int64, refs []window.Sample, t int64, sm window.Sample) ([]
 	copy(refs[i+1:], refs[i:])
 	ts[i], refs[i] = t, sm
 	if len(ts) > seqDepth {
-		ts, refs = ts[1:], refs[1:]
+		// Shift in place rather than reslicing, so the backing arrays are
+		// reused instead of regrown.
+		copy(ts, ts[1:])
+		copy(refs, refs[1:])
+		ts, refs = ts[:seqDepth], refs[:seqDepth]
 	}
 	return ts, refs
 }

@@ -261,7 +261,7 @@ func TestAlertFields(t *testing.T) {
 	a := f.alerts[0]
 	trig := at(148*time.Second + 250*time.Millisecond)
 	want := alert.Alert{
-		ID: alert.NewID("ssh_bruteforce", "203.0.113.5", alert.TypeStart, trig.UnixNano()/int64(10*time.Minute)),
+		ID:   alert.NewID("ssh_bruteforce", "203.0.113.5", alert.TypeStart, trig.UnixNano()/int64(10*time.Minute)),
 		Kind: "alert", Type: alert.TypeStart, Timestamp: trig, RuleID: "ssh_bruteforce", RuleName: "SSH brute force",
 		RuleKind: "threshold", Description: "one source fails to log in 5 or more times within 60 seconds",
 		Severity: "high", SeverityID: 4, Datasets: []string{"auth"}, KeyFields: []string{"source_ip"}, KeyValues: []string{"203.0.113.5"},
@@ -269,7 +269,7 @@ func TestAlertFields(t *testing.T) {
 		WindowStart: at(89 * time.Second), WindowEnd: at(149 * time.Second),
 		Aggregate: "count", Value: 5, Threshold: 5, Precision: alert.Exact, EventCount: 5,
 		FirstEvent: at(100*time.Second + 250*time.Millisecond), LastEvent: trig,
-		Samples: []alert.Ref{{Topic: "logs", Offset: 2, Timestamp: at(124*time.Second + 250*time.Millisecond)}, {Topic: "logs", Offset: 3, Timestamp: at(136*time.Second + 250*time.Millisecond)}, {Topic: "logs", Offset: 4, Timestamp: trig}},
+		Samples:     []alert.Ref{{Topic: "logs", Offset: 2, Timestamp: at(124*time.Second + 250*time.Millisecond)}, {Topic: "logs", Offset: 3, Timestamp: at(136*time.Second + 250*time.Millisecond)}, {Topic: "logs", Offset: 4, Timestamp: trig}},
 		GeneratedAt: trig,
 	}
 	if !reflect.DeepEqual(a, want) {

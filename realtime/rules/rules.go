@@ -746,6 +746,15 @@ func (r *Rule) Key1(rec schemas.Record) (string, bool) {
 	return "", false
 }
 
+// Key1 is Rule.Key1 for a sequence step.
+func (s *Step) Key1(rec schemas.Record) (string, bool) {
+	if len(s.keys) == 1 && s.keys[0].Kind() == schemas.KindString {
+		v := s.keys[0].String(rec)
+		return v, v != ""
+	}
+	return "", false
+}
+
 // Value returns the numeric value of the rule's field (0, true for count).
 func (r *Rule) Value(rec schemas.Record) (float64, bool) {
 	if r.Aggregate == window.Count || r.Aggregate == window.Distinct {

@@ -38,7 +38,11 @@ type part struct {
 
 // Tracker holds per-partition progress. It is not safe for concurrent use.
 type Tracker struct {
-	opts   Options
+	opts Options
+	// last caches the partition of the previous event: a poll batch
+	// usually holds many events of one partition.
+	lastP  Partition
+	last   *part
 	parts  map[Partition]*part
 	order  []Partition // registration order, for deterministic iteration
 	global int64
@@ -66,6 +70,7 @@ func (t *Tracker) Revoke(p Partition) {
 		return
 	}
 	delete(t.parts, p)
+	t.last = nil
 	for i, q := range t.order {
 		if q == p {
 			t.order = append(t.order[:i], t.order[i+1:]...)
@@ -90,10 +95,14 @@ func (t *Tracker) Observe(p Partition, ev, now time.Time) {
 
 // ObserveNanos is Observe with Unix nanoseconds, for hot loops.
 func (t *Tracker) ObserveNanos(p Partition, ev, now int64) {
-	pp, ok := t.parts[p]
-	if !ok {
-		t.Assign(p, time.Unix(0, now))
-		pp = t.parts[p]
+	pp := t.last
+	if pp == nil || p != t.lastP {
+		var ok bool
+		if pp, ok = t.parts[p]; !ok {
+			t.Assign(p, time.Unix(0, now))
+			pp = t.parts[p]
+		}
+		t.lastP, t.last = p, pp
 	}
 	if ev > pp.maxEvent {
 		pp.maxEvent = ev
