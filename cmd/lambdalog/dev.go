@@ -1,9 +1,313 @@
 package main
 
-// devCommand is not built yet: its layer has not landed. Replace this file
-// with the real subcommand when it does.
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/term"
+
+	"github.com/lambdalog/lambdalog/internal/broker"
+	"github.com/lambdalog/lambdalog/internal/chserver"
+	"github.com/lambdalog/lambdalog/internal/config"
+	"github.com/lambdalog/lambdalog/internal/gen"
+	"github.com/lambdalog/lambdalog/internal/kafkaconf"
+	"github.com/lambdalog/lambdalog/internal/obs"
+)
+
 func devCommand() *command {
-	return notBuilt("dev", "run the whole platform in one process on embedded defaults",
-		"lambdalog dev",
-		"the embedded development platform")
+	var (
+		dataDir   string
+		noCH      bool
+		genRate   int
+		statusInt time.Duration
+	)
+	return &command{
+		name:    "dev",
+		summary: "run the whole platform in one process on embedded defaults",
+		usage:   "lambdalog dev [--data DIR] [--rate N] [--no-clickhouse]",
+		long: `Starts, in this one process: the embedded Kafka-protocol broker (its log in
+DIR/kafka), a private ClickHouse server (DIR/clickhouse, on free ports), and
+every layer that has landed: the traffic generator with attacks mixed in, the
+speed layer, the exactly-once consumer into DIR/dataset, the batch scheduler
+and the serving API with its dashboard. A status line every second shows
+events/s in, alerts fired, Parquet files committed, the last batch run and
+the dashboard URL. Layers that have not landed are listed as "not built"; dev
+never fakes their output.
+
+Ctrl-C (SIGINT) or SIGTERM stops everything cleanly and leaves no child
+process running; the next 'lambdalog dev' reuses DIR.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&dataDir, "data", ".data", "`DIR` holding the broker log, ClickHouse data and the dataset")
+			fs.BoolVar(&noCH, "no-clickhouse", false, "do not start the private ClickHouse server")
+			fs.IntVar(&genRate, "rate", 2000, "events per second of generated traffic")
+			fs.DurationVar(&statusInt, "status-interval", time.Second, "how often the status line is printed")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected arguments %v", args)
+			}
+			if genRate < 1 {
+				return usagef("--rate must be at least 1")
+			}
+			return runDev(ctx, e, devOptions{dataDir: dataDir, clickhouse: !noCH, rate: genRate, statusEvery: statusInt})
+		},
+	}
+}
+
+type devOptions struct {
+	dataDir     string
+	clickhouse  bool
+	rate        int
+	statusEvery time.Duration
+}
+
+// devStatus is what the status line shows, updated by the components.
+type devStatus struct {
+	mu         sync.Mutex
+	brokerAddr string
+	chVersion  string
+	chErr      string
+	layers     map[string]string // layer -> state ("running", "not built", "failed: ...")
+}
+
+func (s *devStatus) set(f func(s *devStatus)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(s)
+}
+
+func runDev(ctx context.Context, e *env, o devOptions) error {
+	abs, err := filepath.Abs(o.dataDir)
+	if err != nil {
+		return fmt.Errorf("dev: data dir: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return fmt.Errorf("dev: data dir: %w", err)
+	}
+	log := e.log
+	st := &devStatus{layers: map[string]string{}}
+
+	b, err := broker.Start(ctx, broker.Options{
+		Listen:     "127.0.0.1:0",
+		Topics:     e.cfg.Topics.All(),
+		Partitions: e.cfg.Topics.Partitions,
+		DataDir:    filepath.Join(abs, "kafka"),
+	})
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer b.Close()
+	e.cfg.Kafka.Brokers = []string{b.Addr()}
+	e.cfg.Dataset.URL = "file://" + filepath.ToSlash(filepath.Join(abs, "dataset"))
+	st.set(func(s *devStatus) { s.brokerAddr = b.Addr() })
+	log.Info("embedded broker up", "addr", b.Addr(), "data", filepath.Join(abs, "kafka"))
+
+	var ch *chserver.Server
+	if o.clickhouse {
+		ch, err = chserver.Start(ctx, chserver.Options{Dir: filepath.Join(abs, "clickhouse"), Logger: log.With("component", "clickhouse")})
+		if err != nil {
+			if errors.Is(err, chserver.ErrNotInstalled) {
+				return fmt.Errorf("dev: %w (run 'make deps' or 'make run', which install it)", err)
+			}
+			return fmt.Errorf("dev: start clickhouse: %w", err)
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := ch.Stop(stopCtx); err != nil {
+				log.Error("stopping clickhouse", "err", err)
+			}
+		}()
+		e.cfg.ClickHouse.DSN = config.Secret(ch.DSN("lambdalog"))
+		v, verr := ch.Version(ctx)
+		st.set(func(s *devStatus) {
+			s.chVersion = v
+			if verr != nil {
+				s.chErr = verr.Error()
+			}
+		})
+		log.Info("clickhouse up", "dsn", ch.DSN("lambdalog"), "version", v)
+	}
+
+	for _, layer := range []string{"realtime", "consume", "batch", "serve"} {
+		st.layers[layer] = "not built"
+	}
+
+	reg := obs.NewRegistry()
+	metrics, err := obs.NewServer("127.0.0.1:0", reg, log)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	metrics.AddCheck("kafka", func(ctx context.Context) error { return pingKafka(ctx, b.Addr()) })
+	if ch != nil {
+		metrics.AddCheck("clickhouse", func(ctx context.Context) error { _, err := ch.Version(ctx); return err })
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := metrics.Serve(runCtx); err != nil {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	log.Info("dev platform up", "metrics", "http://"+metrics.Addr()+"/metrics")
+
+	// Layers run until runCtx ends; the first to fail stops the platform.
+	var failed error
+	var failOnce sync.Once
+	fail := func(layer string, err error) {
+		failOnce.Do(func() {
+			failed = fmt.Errorf("dev: %s: %w", layer, err)
+			log.Error("layer failed; stopping the platform", "layer", layer, "err", err)
+			cancel()
+		})
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st.set(func(s *devStatus) { s.layers["gen"] = "running" })
+		if err := runDevGen(runCtx, e, o.rate); err != nil && runCtx.Err() == nil {
+			fail("gen", err)
+		}
+	}()
+
+	var sources []string
+	for _, s := range e.cfg.Topics.Sources {
+		sources = append(sources, s.Topic)
+	}
+	statusLoop(runCtx, e.stdout, b.Addr(), sources, st, o.statusEvery)
+	cancel()
+	wg.Wait()
+	if failed != nil {
+		return failed
+	}
+	log.Info("dev platform stopped")
+	return nil
+}
+
+// runDevGen feeds the platform generated traffic, attacks included, at
+// rate events per second of wall-clock time, stamped from now on.
+func runDevGen(ctx context.Context, e *env, rate int) error {
+	topics, err := sourceTopics(e.cfg.Topics)
+	if err != nil {
+		return err
+	}
+	g, err := gen.New(gen.Options{Seed: uint64(time.Now().UnixNano()), Rate: float64(rate), Start: time.Now().UTC(), Topics: topics, Pace: true, Logger: e.log})
+	if err != nil {
+		return err
+	}
+	kopts, err := kafkaconf.ClientOptions(e.cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(kopts, gen.ProducerOptions(kgo.SnappyCompression())...)...)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	sink := gen.NewKafkaSink(cl)
+	_, err = g.Run(ctx, sink)
+	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ferr := sink.Flush(flushCtx); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+func pingKafka(ctx context.Context, addr string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return cl.Ping(ctx)
+}
+
+// statusLoop prints the status line until ctx ends. Event counts come from
+// the broker's end offsets, so they are real whichever layer produced them.
+func statusLoop(ctx context.Context, w io.Writer, brokerAddr string, sources []string, st *devStatus, every time.Duration) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokerAddr))
+	if err != nil {
+		fmt.Fprintf(w, "status: %v\n", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	tty := isTerminal(w)
+	var lastIn int64 = -1
+	last := time.Now()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-tick.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, every)
+		ends, err := adm.ListEndOffsets(qctx, sources...)
+		cancel()
+		in, brokerState := int64(0), "up"
+		if err != nil {
+			brokerState = "DOWN (" + err.Error() + ")"
+		} else {
+			ends.Each(func(o kadm.ListedOffset) { in += o.Offset })
+		}
+		now := time.Now()
+		rate := 0.0
+		if lastIn >= 0 {
+			rate = float64(in-lastIn) / now.Sub(last).Seconds()
+		}
+		lastIn, last = in, now
+		line := formatStatus(st, brokerState, brokerAddr, in, rate)
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func formatStatus(st *devStatus, brokerState, brokerAddr string, in int64, rate float64) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	ch := "off"
+	switch {
+	case st.chErr != "":
+		ch = "DOWN (" + st.chErr + ")"
+	case st.chVersion != "":
+		ch = "up " + st.chVersion
+	}
+	var notBuilt []string
+	for _, l := range []string{"realtime", "consume", "batch", "serve"} {
+		if st.layers[l] == "not built" {
+			notBuilt = append(notBuilt, l)
+		}
+	}
+	s := fmt.Sprintf("broker %s %s | clickhouse %s | in %.0f ev/s (%d total)", brokerState, brokerAddr, ch, rate, in)
+	if len(notBuilt) > 0 {
+		s += " | not built: " + strings.Join(notBuilt, ",")
+	}
+	return s
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
