@@ -866,3 +866,81 @@ func checkDeployment(t *testing.T, d map[string]any, sub string, s staged, pdbs 
 		t.Errorf("%d replicas; a PDB over one replica blocks node drains or protects nothing", r)
 	}
 }
+
+// --- scripts -------------------------------------------------------------------
+
+func TestScriptsParse(t *testing.T) {
+	for _, f := range []string{"compose/gen-secrets.sh", "compose/kafka-init.sh"} {
+		if out, err := exec.Command("bash", "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+// TestGenSecrets runs gen-secrets.sh in a copy of the compose directory: it
+// must write every secret compose.yaml mounts and the .env it interpolates,
+// keep them on a rerun (rotation is explicit), and agree with itself (the
+// brokers' JAAS file and the admin client share one password).
+func TestGenSecrets(t *testing.T) {
+	dir := t.TempDir()
+	script, err := os.ReadFile("compose/gen-secrets.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "gen-secrets.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gen := func() {
+		if out, err := exec.Command("bash", filepath.Join(dir, "gen-secrets.sh")).CombinedOutput(); err != nil {
+			t.Fatalf("gen-secrets.sh: %v\n%s", err, out)
+		}
+	}
+	gen()
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	compose := decodeAll(t, "compose/compose.yaml")[0]
+	for name, v := range compose["secrets"].(map[string]any) {
+		if strings.TrimSpace(read(str(get(v, "file")))) == "" {
+			t.Errorf("secret %s (%s) is empty", name, str(get(v, "file")))
+		}
+	}
+	env := read(".env")
+	for _, m := range interpolation.FindAllStringSubmatch(readString(t, "compose/compose.yaml"), -1) {
+		if strings.HasSuffix(m[2], "?") && !strings.Contains(env, m[1]+"=") {
+			t.Errorf(".env lacks %s, which compose.yaml requires", m[1])
+		}
+	}
+	if id := regexp.MustCompile(`KAFKA_CLUSTER_ID=([A-Za-z0-9_-]+)\n`).FindStringSubmatch(env); id == nil || len(id[1]) != 22 {
+		t.Errorf("KAFKA_CLUSTER_ID in %q is not a 22-character base64url id", env)
+	}
+	admin := strings.TrimSpace(read("secrets/kafka_admin_password"))
+	if len(admin) < 32 || !strings.Contains(read("secrets/kafka_server_jaas.conf"), `user_admin="`+admin+`"`) ||
+		!strings.Contains(read("secrets/kafka_admin_client.properties"), `password="`+admin+`"`) {
+		t.Errorf("the JAAS file and the admin client do not share the generated admin password")
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "secrets")); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o700 {
+		t.Errorf("secrets directory mode %v, want 0700", fi.Mode().Perm())
+	}
+
+	before := read("secrets/kafka_lambdalog_password") + read(".env")
+	gen()
+	if after := read("secrets/kafka_lambdalog_password") + read(".env"); after != before {
+		t.Errorf("rerunning gen-secrets.sh changed existing secrets")
+	}
+}
+
+func readString(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
