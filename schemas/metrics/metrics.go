@@ -33,10 +33,11 @@ const (
 // Op is a predicate operator.
 type Op string
 
-// Predicate operators: Eq and In compare a column's text (schemas.Accessor
-// String), Gte and Lte compare an integer column.
+// Predicate operators: Eq, Ne and In compare a column's text
+// (schemas.Accessor String), Gte and Lte compare an integer column.
 const (
 	OpEq  Op = "eq"
+	OpNe  Op = "ne"
 	OpIn  Op = "in"
 	OpGte Op = "gte"
 	OpLte Op = "lte"
@@ -58,6 +59,8 @@ func (p Predicate) String() string {
 	switch p.Op {
 	case OpEq:
 		return fmt.Sprintf("%s = %q", p.Column, p.Strings[0])
+	case OpNe:
+		return fmt.Sprintf("%s != %q", p.Column, p.Strings[0])
 	case OpIn:
 		return fmt.Sprintf("%s IN %q", p.Column, p.Strings)
 	case OpGte:
@@ -207,9 +210,9 @@ func Compile(def Metric) (*Metric, error) {
 		}
 		c := compiled{p: p, acc: acc}
 		switch p.Op {
-		case OpEq:
+		case OpEq, OpNe:
 			if len(p.Strings) != 1 {
-				return nil, fmt.Errorf("metrics: %s: %s eq needs one value", m.Name, p.Column)
+				return nil, fmt.Errorf("metrics: %s: %s %s needs one value", m.Name, p.Column, p.Op)
 			}
 		case OpIn:
 			if len(p.Strings) == 0 {
@@ -246,6 +249,10 @@ func (m *Metric) Match(r schemas.Record) bool {
 		switch c.p.Op {
 		case OpEq:
 			if c.acc.String(r) != c.p.Strings[0] {
+				return false
+			}
+		case OpNe:
+			if c.acc.String(r) == c.p.Strings[0] {
 				return false
 			}
 		case OpIn:

@@ -1,0 +1,389 @@
+package reports
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/lambdalog/lambdalog/batch/source"
+	"github.com/lambdalog/lambdalog/internal/storage"
+	"github.com/lambdalog/lambdalog/schemas"
+	"github.com/lambdalog/lambdalog/schemas/metrics"
+)
+
+// Column is one column of a report table, typed for ClickHouse.
+type Column struct {
+	Name string
+	// Type is the ClickHouse type: String, UInt16, Int64 or UInt64.
+	Type string
+}
+
+// Table is one computed report for one interval. Every table also has
+// interval_start, interval_end and period_start columns (added by the
+// loader) before Keys; Values follow.
+type Table struct {
+	Name   string
+	Doc    string
+	Keys   []Column
+	Values []Column
+	Rows   []Row
+}
+
+// TopN is the length of the top lists and the security summary.
+const TopN = 20
+
+// Risk weights of the daily security summary (docs/batch.md): a source's
+// risk is the weighted sum of what it did across the datasets in the day.
+const (
+	RiskAuthFailure      = 1  // per failed login
+	RiskAuthDistinctUser = 5  // per distinct user tried (spraying)
+	RiskFirewallBlocked  = 1  // per denied/dropped packet
+	RiskFirewallPort     = 5  // per distinct port probed (scanning)
+	RiskIDSSeverity1     = 30 // per severity-1 alert
+	RiskIDSSeverity2     = 20 // per severity-2 alert
+	RiskIDSOther         = 10 // per other alert
+	RiskWeb4xx           = 1  // per 4xx response
+)
+
+func eq(col, v string) metrics.Predicate {
+	return metrics.Predicate{Column: col, Op: metrics.OpEq, Strings: []string{v}}
+}
+func ne(col, v string) metrics.Predicate {
+	return metrics.Predicate{Column: col, Op: metrics.OpNe, Strings: []string{v}}
+}
+func in(col string, v ...string) metrics.Predicate {
+	return metrics.Predicate{Column: col, Op: metrics.OpIn, Strings: v}
+}
+func between(col string, lo, hi int64) []metrics.Predicate {
+	return []metrics.Predicate{{Column: col, Op: metrics.OpGte, Int: lo}, {Column: col, Op: metrics.OpLte, Int: hi}}
+}
+
+// mustMetric returns a shared metric; the names are constants of the
+// metrics package, so a miss is a programming error caught by any test.
+func mustMetric(name string) *metrics.Metric {
+	m, ok := metrics.Lookup(name)
+	if !ok {
+		panic("reports: unknown shared metric " + name)
+	}
+	return m
+}
+
+// DatasetQueries returns the queries of the nightly report set over one
+// dataset: the report tables proper, the inputs of the derived top lists
+// and summary, and the shared metrics of that dataset.
+func DatasetQueries(dataset string) []Query {
+	var qs []Query
+	switch dataset {
+	case schemas.DatasetAuth:
+		failed := mustMetric(metrics.SSHFailedLoginsPerSourceHour)
+		attempt := in("event_outcome", schemas.OutcomeFailure, schemas.OutcomeSuccess)
+		byIP := []Measure{
+			// Failures are the shared metric's filter, so this column and
+			// the metric (and the speed layer) agree by construction.
+			{Name: "failures", Kind: CountRows, Where: failed.Filter},
+			{Name: "successes", Kind: CountRows, Where: []metrics.Predicate{eq("event_outcome", schemas.OutcomeSuccess)}},
+			{Name: "invalid_user", Kind: CountRows, Where: []metrics.Predicate{in("event_action", "invalid_user", "invalid_user_request", "user_unknown")}},
+			{Name: "distinct_users", Kind: DistinctColumn, Column: "user_name", Where: []metrics.Predicate{attempt, ne("user_name", "")}},
+		}
+		byUser := []Measure{byIP[0], byIP[1], byIP[2],
+			{Name: "distinct_ips", Kind: DistinctColumn, Column: "source_ip", Where: []metrics.Predicate{attempt, ne("source_ip", "")}}}
+		qs = []Query{
+			{Name: "auth_ip_hour", Dataset: dataset, Filter: []metrics.Predicate{ne("source_ip", "")}, Keys: []string{"source_ip"}, Window: time.Hour, Measures: byIP},
+			{Name: "auth_user_hour", Dataset: dataset, Filter: []metrics.Predicate{ne("user_name", "")}, Keys: []string{"user_name"}, Window: time.Hour, Measures: byUser},
+			{Name: "auth_ip_day", Dataset: dataset, Filter: []metrics.Predicate{ne("source_ip", "")}, Keys: []string{"source_ip"}, Measures: byIP},
+			{Name: "auth_user_day", Dataset: dataset, Filter: []metrics.Predicate{ne("user_name", "")}, Keys: []string{"user_name"}, Measures: byUser},
+		}
+	case schemas.DatasetFirewall:
+		blocked := []metrics.Predicate{in("event_action", "deny", "drop")}
+		qs = []Query{
+			{Name: "firewall_ip_port_hour", Dataset: dataset, Filter: blocked, Keys: []string{"source_ip", "destination_port"}, Window: time.Hour, Measures: []Measure{
+				{Name: "denied", Kind: CountRows, Where: []metrics.Predicate{eq("event_action", "deny")}},
+				{Name: "dropped", Kind: CountRows, Where: []metrics.Predicate{eq("event_action", "drop")}},
+			}},
+			{Name: "firewall_scan_day", Dataset: dataset, Filter: blocked, Keys: []string{"source_ip"}, Measures: []Measure{
+				{Name: "blocked", Kind: CountRows},
+				{Name: "distinct_ports", Kind: DistinctColumn, Column: "destination_port"},
+			}},
+			{Name: "firewall_port_day", Dataset: dataset, Filter: blocked, Keys: []string{"destination_port"}, Measures: []Measure{
+				{Name: "blocked", Kind: CountRows},
+				{Name: "distinct_sources", Kind: DistinctColumn, Column: "source_ip"},
+			}},
+		}
+	case schemas.DatasetIDS:
+		qs = []Query{
+			{Name: "ids_alerts_hour", Dataset: dataset, Keys: []string{"rule_id", "rule_name", "rule_category", "event_severity", "source_ip"}, Window: time.Hour,
+				Measures: []Measure{{Name: "alerts", Kind: CountRows}}},
+			{Name: "ids_ip_day", Dataset: dataset, Keys: []string{"source_ip"}, Measures: []Measure{
+				{Name: "alerts", Kind: CountRows},
+				{Name: "severity1", Kind: CountRows, Where: []metrics.Predicate{eq("event_severity", "1")}},
+				{Name: "severity2", Kind: CountRows, Where: []metrics.Predicate{eq("event_severity", "2")}},
+				{Name: "distinct_signatures", Kind: DistinctColumn, Column: "rule_id"},
+			}},
+		}
+	case schemas.DatasetWeb:
+		c4 := mustMetric(metrics.Web4xxPerClientHour)
+		client := []Measure{
+			{Name: "requests", Kind: CountRows},
+			{Name: "status_4xx", Kind: CountRows, Where: c4.Filter},
+			{Name: "status_5xx", Kind: CountRows, Where: between("http_response_status_code", 500, 599)},
+			{Name: "bytes", Kind: SumColumn, Column: "http_response_body_bytes"},
+		}
+		qs = []Query{
+			{Name: "web_status_hour", Dataset: dataset, Window: time.Hour, Measures: []Measure{
+				{Name: "requests", Kind: CountRows},
+				{Name: "status_1xx", Kind: CountRows, Where: between("http_response_status_code", 100, 199)},
+				{Name: "status_2xx", Kind: CountRows, Where: between("http_response_status_code", 200, 299)},
+				{Name: "status_3xx", Kind: CountRows, Where: between("http_response_status_code", 300, 399)},
+				{Name: "status_4xx", Kind: CountRows, Where: between("http_response_status_code", 400, 499)},
+				{Name: "status_5xx", Kind: CountRows, Where: between("http_response_status_code", 500, 599)},
+				{Name: "bytes", Kind: SumColumn, Column: "http_response_body_bytes"},
+			}},
+			{Name: "web_client_hour", Dataset: dataset, Keys: []string{"source_ip"}, Window: time.Hour, Measures: client},
+			{Name: "web_client_day", Dataset: dataset, Keys: []string{"source_ip"}, Measures: client},
+			{Name: "web_path_day", Dataset: dataset, Keys: []string{"url_path"}, Measures: client[:3]},
+		}
+	}
+	for _, m := range metrics.All() {
+		if m.Dataset == dataset {
+			q := FromMetric(m)
+			q.Name = "metric:" + m.Name
+			qs = append(qs, q)
+		}
+	}
+	return qs
+}
+
+// ReportDatasets are the datasets the nightly reports read, in order.
+var reportDatasets = []string{schemas.DatasetAuth, schemas.DatasetFirewall, schemas.DatasetIDS, schemas.DatasetWeb}
+
+// ReportDatasets returns the datasets the nightly reports read.
+func ReportDatasets() []string { return append([]string(nil), reportDatasets...) }
+
+// Output is the nightly report set of one interval.
+type Output struct {
+	Interval [2]time.Time
+	Tables   []Table
+	// Results holds every query result by query name (including the
+	// metric:<name> results).
+	Results map[string]Result
+	// RowsRead counts the events read inside the interval.
+	RowsRead int64
+	// Bytes counts the Parquet bytes opened.
+	Bytes int64
+}
+
+// Table returns the table named name.
+func (o *Output) Table(name string) (*Table, bool) {
+	for i := range o.Tables {
+		if o.Tables[i].Name == name {
+			return &o.Tables[i], true
+		}
+	}
+	return nil, false
+}
+
+// Compute runs the nightly report set for [from, to): one parallel scan per
+// dataset, then the top lists, the shared-metric table and the security
+// summary derived from the scans' results.
+func Compute(ctx context.Context, src source.Source, fsys storage.FS, from, to time.Time, o Options) (*Output, error) {
+	out := &Output{Interval: [2]time.Time{from, to}, Results: map[string]Result{}}
+	for _, ds := range reportDatasets {
+		files, err := src.Files(ctx, ds, from, to)
+		if err != nil {
+			return nil, fmt.Errorf("reports: files of %s: %w", ds, err)
+		}
+		res, st, err := Run(ctx, fsys, files, from, to, DatasetQueries(ds), o)
+		if err != nil {
+			return nil, fmt.Errorf("reports: %s: %w", ds, err)
+		}
+		out.RowsRead += st.RowsRead
+		out.Bytes += st.Scan.Bytes
+		for _, r := range res {
+			out.Results[r.Query.Name] = r
+		}
+	}
+	out.build()
+	return out, nil
+}
+
+// keyColumns types a query's key columns from the event model.
+func keyColumns(q Query) []Column {
+	ds, _ := schemas.Lookup(q.Dataset)
+	out := make([]Column, len(q.Keys))
+	for i, k := range q.Keys {
+		f, _ := ds.Field(k)
+		out[i] = Column{Name: k, Type: f.ClickHouse}
+	}
+	return out
+}
+
+func valueColumns(q Query) []Column {
+	out := make([]Column, len(q.Measures))
+	for i, m := range q.Measures {
+		t := "UInt64"
+		if m.Kind == SumColumn {
+			t = "Int64"
+		}
+		out[i] = Column{Name: m.Name, Type: t}
+	}
+	return out
+}
+
+// tableOf turns a query result into a table.
+func tableOf(name, doc string, r Result) Table {
+	return Table{Name: name, Doc: doc, Keys: keyColumns(r.Query), Values: valueColumns(r.Query), Rows: r.Rows}
+}
+
+// top ranks a day-level result by measure m (descending, ties by key) and
+// keeps the first n rows, prefixing a rank key.
+func top(name, doc string, r Result, m, n int) Table {
+	rows := append([]Row(nil), r.Rows...)
+	sort.SliceStable(rows, func(i, j int) bool {
+		if rows[i].Values[m] != rows[j].Values[m] {
+			return rows[i].Values[m] > rows[j].Values[m]
+		}
+		return fmt.Sprint(rows[i].Keys) < fmt.Sprint(rows[j].Keys)
+	})
+	if len(rows) > n {
+		rows = rows[:n]
+	}
+	t := Table{Name: name, Doc: doc, Keys: append([]Column{{Name: "rank", Type: "UInt16"}}, keyColumns(r.Query)...), Values: valueColumns(r.Query)}
+	for i, row := range rows {
+		t.Rows = append(t.Rows, Row{Period: row.Period, Keys: append([]string{strconv.Itoa(i + 1)}, row.Keys...), Values: row.Values})
+	}
+	return t
+}
+
+func (o *Output) build() {
+	R := o.Results
+	add := func(t Table) { o.Tables = append(o.Tables, t) }
+	add(tableOf("report_auth_ip_hour", "auth attempts per source IP and hour", R["auth_ip_hour"]))
+	add(tableOf("report_auth_user_hour", "auth attempts per user and hour", R["auth_user_hour"]))
+	add(tableOf("report_auth_ip_day", "auth attempts per source IP and day, distinct users tried (spraying)", R["auth_ip_day"]))
+	add(tableOf("report_auth_user_day", "auth attempts per user and day, distinct source IPs (distributed brute force)", R["auth_user_day"]))
+	add(top("report_auth_top_sources", "top attacking source IPs by failed logins", R["auth_ip_day"], 0, TopN))
+	add(tableOf("report_firewall_ip_port_hour", "denied and dropped packets per source IP, destination port and hour", R["firewall_ip_port_hour"]))
+	add(tableOf("report_firewall_scan_day", "scan summary: blocked packets and distinct ports per source IP and day", R["firewall_scan_day"]))
+	add(top("report_firewall_top_ports", "top scanned destination ports by blocked packets", R["firewall_port_day"], 0, TopN))
+	add(tableOf("report_ids_alerts_hour", "IDS alerts per signature, category, severity, source IP and hour", R["ids_alerts_hour"]))
+	add(tableOf("report_ids_ip_day", "IDS alerts per source IP and day", R["ids_ip_day"]))
+	add(tableOf("report_web_status_hour", "HTTP requests by status class and bytes served per hour", R["web_status_hour"]))
+	add(tableOf("report_web_client_hour", "HTTP requests, 4xx, 5xx and bytes per client and hour", R["web_client_hour"]))
+	add(top("report_web_top_clients", "top web clients by requests", R["web_client_day"], 0, TopN))
+	add(top("report_web_top_paths", "top requested paths", R["web_path_day"], 0, TopN))
+	add(o.metricsTable())
+	add(o.summary())
+}
+
+// metricsTable holds every shared metric's batch values.
+func (o *Output) metricsTable() Table {
+	t := Table{Name: "report_metrics", Doc: "shared metrics (schemas/metrics) computed by the batch layer",
+		Keys: []Column{{Name: "metric", Type: "String"}, {Name: "key", Type: "String"}}, Values: []Column{{Name: "value", Type: "Int64"}}}
+	for _, m := range metrics.All() {
+		r, ok := o.Results["metric:"+m.Name]
+		if !ok {
+			continue
+		}
+		for _, row := range r.Rows {
+			t.Rows = append(t.Rows, Row{Period: row.Period, Keys: []string{m.Name, row.Keys[0]}, Values: row.Values})
+		}
+	}
+	return t
+}
+
+// SummaryRow is one source IP of the daily security summary.
+type SummaryRow struct {
+	SourceIP                        string
+	Risk                            int64
+	AuthFailures, AuthDistinctUsers int64
+	FirewallBlocked, FirewallPorts  int64
+	IDSAlerts, IDSSev1, IDSSev2     int64
+	WebRequests, Web4xx, Web5xx     int64
+}
+
+// Score is the documented risk score.
+func (s *SummaryRow) Score() int64 {
+	return s.AuthFailures*RiskAuthFailure + s.AuthDistinctUsers*RiskAuthDistinctUser +
+		s.FirewallBlocked*RiskFirewallBlocked + s.FirewallPorts*RiskFirewallPort +
+		s.IDSSev1*RiskIDSSeverity1 + s.IDSSev2*RiskIDSSeverity2 + (s.IDSAlerts-s.IDSSev1-s.IDSSev2)*RiskIDSOther +
+		s.Web4xx*RiskWeb4xx
+}
+
+// Summary joins the per-source-IP day results of the four datasets and
+// returns every source with a positive risk, riskiest first (ties by IP).
+func (o *Output) Summary() []SummaryRow {
+	by := map[string]*SummaryRow{}
+	get := func(ip string) *SummaryRow {
+		s := by[ip]
+		if s == nil {
+			s = &SummaryRow{SourceIP: ip}
+			by[ip] = s
+		}
+		return s
+	}
+	for _, r := range o.Results["auth_ip_day"].Rows {
+		s := get(r.Keys[0])
+		s.AuthFailures, s.AuthDistinctUsers = r.Values[0], r.Values[3]
+	}
+	for _, r := range o.Results["firewall_scan_day"].Rows {
+		s := get(r.Keys[0])
+		s.FirewallBlocked, s.FirewallPorts = r.Values[0], r.Values[1]
+	}
+	for _, r := range o.Results["ids_ip_day"].Rows {
+		s := get(r.Keys[0])
+		s.IDSAlerts, s.IDSSev1, s.IDSSev2 = r.Values[0], r.Values[1], r.Values[2]
+	}
+	for _, r := range o.Results["web_client_day"].Rows {
+		s := get(r.Keys[0])
+		s.WebRequests, s.Web4xx, s.Web5xx = r.Values[0], r.Values[1], r.Values[2]
+	}
+	var out []SummaryRow
+	for _, s := range by {
+		if s.Risk = s.Score(); s.Risk > 0 && s.SourceIP != "" {
+			out = append(out, *s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Risk != out[j].Risk {
+			return out[i].Risk > out[j].Risk
+		}
+		return out[i].SourceIP < out[j].SourceIP
+	})
+	return out
+}
+
+func (o *Output) summary() Table {
+	t := Table{Name: "report_security_summary", Doc: "daily top riskiest source IPs across all datasets",
+		Keys: []Column{{Name: "rank", Type: "UInt16"}, {Name: "source_ip", Type: "String"}},
+		Values: []Column{{Name: "risk", Type: "Int64"}, {Name: "auth_failures", Type: "UInt64"}, {Name: "auth_distinct_users", Type: "UInt64"},
+			{Name: "firewall_blocked", Type: "UInt64"}, {Name: "firewall_distinct_ports", Type: "UInt64"},
+			{Name: "ids_alerts", Type: "UInt64"}, {Name: "ids_severity1", Type: "UInt64"}, {Name: "ids_severity2", Type: "UInt64"},
+			{Name: "web_requests", Type: "UInt64"}, {Name: "web_4xx", Type: "UInt64"}, {Name: "web_5xx", Type: "UInt64"}}}
+	rows := o.Summary()
+	if len(rows) > TopN {
+		rows = rows[:TopN]
+	}
+	for i, s := range rows {
+		t.Rows = append(t.Rows, Row{Period: o.Interval[0], Keys: []string{strconv.Itoa(i + 1), s.SourceIP},
+			Values: []int64{s.Risk, s.AuthFailures, s.AuthDistinctUsers, s.FirewallBlocked, s.FirewallPorts,
+				s.IDSAlerts, s.IDSSev1, s.IDSSev2, s.WebRequests, s.Web4xx, s.Web5xx}})
+	}
+	return t
+}
+
+// TableSchemas returns the (empty) tables of the nightly set, for DDL.
+func TableSchemas() []Table {
+	o := &Output{Results: map[string]Result{}}
+	for _, ds := range reportDatasets {
+		for _, q := range DatasetQueries(ds) {
+			o.Results[q.Name] = Result{Query: q}
+		}
+	}
+	o.build()
+	for i := range o.Tables {
+		o.Tables[i].Rows = nil
+	}
+	return o.Tables
+}
