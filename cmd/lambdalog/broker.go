@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/lambdalog/lambdalog/internal/broker"
+	"github.com/lambdalog/lambdalog/internal/obs"
 )
 
 func brokerCommand() *command {
@@ -13,6 +14,7 @@ func brokerCommand() *command {
 		listen     string
 		partitions int
 		dataDir    string
+		httpAddr   string
 	)
 	return &command{
 		name:    "broker",
@@ -31,6 +33,7 @@ offsets survive a restart. Serves until SIGINT or SIGTERM.`,
 			fs.StringVar(&listen, "listen", "127.0.0.1:9092", "`ADDR` to listen on (port 0 picks a free one)")
 			fs.IntVar(&partitions, "partitions", 0, "partitions per topic (default topics.partitions)")
 			fs.StringVar(&dataDir, "data", "", "`DIR` to keep the log in across restarts (default: memory only)")
+			fs.StringVar(&httpAddr, "http", "127.0.0.1:0", "`ADDR` of /metrics, /healthz and /readyz (empty disables; port 0 picks a free one)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
@@ -50,10 +53,17 @@ offsets survive a restart. Serves until SIGINT or SIGTERM.`,
 			}
 			e.log.Info("embedded broker ready (development and tests only)", "addr", b.Addr(), "topics", e.cfg.Topics.All(), "partitions", partitions, "data", dataDir)
 			fmt.Fprintf(e.stdout, "broker listening on %s\n", b.Addr())
+			wait, err := observe(ctx, e, httpAddr, nil, map[string]obs.Check{
+				"kafka": func(ctx context.Context) error { return pingKafka(ctx, b.Addr()) },
+			})
+			if err != nil {
+				b.Close()
+				return err
+			}
 			<-ctx.Done()
 			e.log.Info("stopping broker")
 			b.Close()
-			return nil
+			return wait()
 		},
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 
 	"github.com/lambdalog/lambdalog/internal/hdfstest"
+	"github.com/lambdalog/lambdalog/internal/obs"
 )
 
 // defaultHDFSBlockSize is HDFS's own default (dfs.blocksize), so files laid
@@ -17,6 +19,7 @@ func hdfsCommand() *command {
 		listen    string
 		dir       string
 		blockSize int64
+		httpAddr  string
 	)
 	return &command{
 		name:    "hdfs",
@@ -39,6 +42,7 @@ SIGTERM.`,
 			fs.StringVar(&listen, "listen", "127.0.0.1:8020", "NameNode `ADDR` to listen on (port 0 picks a free one)")
 			fs.StringVar(&dir, "dir", "", "`DIR` to keep the namespace and blocks in across restarts (default: a temporary directory)")
 			fs.Int64Var(&blockSize, "block-size", defaultHDFSBlockSize, "default block size `N` in bytes, a multiple of 512")
+			fs.StringVar(&httpAddr, "http", "127.0.0.1:0", "`ADDR` of /metrics, /healthz and /readyz (empty disables; port 0 picks a free one)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
@@ -57,12 +61,26 @@ SIGTERM.`,
 			}
 			e.log.Info("in-process HDFS test server ready (development and demos only)", "url", s.URL(), "datanode", s.DataNodeAddr(), "dir", dir, "block_size", blockSize)
 			fmt.Fprintf(e.stdout, "hdfs listening on %s\n", s.URL())
+			wait, err := observe(ctx, e, httpAddr, nil, map[string]obs.Check{
+				"namenode": func(ctx context.Context) error {
+					var d net.Dialer
+					c, err := d.DialContext(ctx, "tcp", s.NameNodeAddr())
+					if err == nil {
+						c.Close()
+					}
+					return err
+				},
+			})
+			if err != nil {
+				s.Close()
+				return err
+			}
 			<-ctx.Done()
 			e.log.Info("stopping HDFS test server")
 			if err := s.Close(); err != nil {
 				return fmt.Errorf("hdfs: stop test server: %w", err)
 			}
-			return nil
+			return wait()
 		},
 	}
 }

@@ -7,10 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,12 +120,12 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 func TestBrokerSubprocessProduceConsume(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := lambdalog(ctx, t, "broker", "--listen", "127.0.0.1:0", "--partitions", "3")
+	cmd := lambdalog(ctx, t, "broker", "--listen", "127.0.0.1:0", "--partitions", "3", "--http", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -177,12 +180,46 @@ func TestBrokerSubprocessProduceConsume(t *testing.T) {
 			t.Errorf("produce to %s: %v", topic, err)
 		}
 	}
+	// The broker serves its health and metrics.
+	m := regexp.MustCompile(`metrics on (http://\S+)/metrics`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("broker did not announce its metrics address:\n%s", stderr.String())
+	}
+	for path, want := range map[string]string{"/healthz": "ok", "/readyz": "kafka: ok", "/metrics": "go_goroutines"} {
+		resp, err := http.Get(m[1] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s = %d %.200q, want 200 with %q", path, resp.StatusCode, body, want)
+		}
+	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("broker did not exit cleanly on SIGINT: %v", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a subprocess writer and a reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestValidateOnly(t *testing.T) {
