@@ -1,0 +1,451 @@
+package chload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/lambdalog/lambdalog/batch/reports"
+	"github.com/lambdalog/lambdalog/batch/source"
+	"github.com/lambdalog/lambdalog/internal/chdb"
+	"github.com/lambdalog/lambdalog/internal/storage"
+	"github.com/lambdalog/lambdalog/schemas"
+)
+
+// Loader writes the batch layer's results into one ClickHouse database.
+type Loader struct {
+	db  *chdb.DB
+	log *slog.Logger
+	now func() time.Time
+	// FlushRows is the block size of event inserts (default 262144).
+	FlushRows int
+}
+
+// New returns a Loader on db. logger may be nil.
+func New(db *chdb.DB, logger *slog.Logger) *Loader {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Loader{db: db, log: logger, now: time.Now, FlushRows: 1 << 18}
+}
+
+// DB is the loader's database.
+func (l *Loader) DB() *chdb.DB { return l.db }
+
+// Migrate applies the batch migrations not applied yet.
+func (l *Loader) Migrate(ctx context.Context) (int, error) {
+	n, err := chdb.Migrate(ctx, l.db, MigrationsTable, Migrations())
+	if err != nil {
+		return n, fmt.Errorf("chload: migrate: %w", err)
+	}
+	return n, nil
+}
+
+// partitionID is the toYYYYMMDD partition of t (UTC).
+func partitionID(t time.Time) string { return t.UTC().Format("20060102") }
+
+func (l *Loader) exec(ctx context.Context, q string) error {
+	if err := l.db.Exec(ctx, q); err != nil {
+		return fmt.Errorf("chload: %s: %w", q, err)
+	}
+	return nil
+}
+
+func (l *Loader) dropStaging(ctx context.Context, table, part string) error {
+	return l.exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", chdb.QuoteIdent(table+StagingSuffix), part))
+}
+
+// swap atomically replaces table's partition with the staging table's and
+// empties the staging partition.
+func (l *Loader) swap(ctx context.Context, table, part string) error {
+	if err := l.exec(ctx, fmt.Sprintf("ALTER TABLE %s REPLACE PARTITION %s FROM %s", chdb.QuoteIdent(table), part, chdb.QuoteIdent(table+StagingSuffix))); err != nil {
+		return err
+	}
+	return l.dropStaging(ctx, table, part)
+}
+
+// ReplaceReports makes tables the complete result of the interval starting
+// at start: every table's rows go to its staging partition first, and only
+// when all are staged is each table's partition swapped in, so a failure
+// while computing or staging leaves every previous result visible. It
+// returns the rows written.
+func (l *Loader) ReplaceReports(ctx context.Context, start, end time.Time, tables []reports.Table) (int64, error) {
+	part := partitionID(start)
+	computed := l.now().UTC()
+	var written int64
+	for _, t := range tables {
+		if err := l.dropStaging(ctx, t.Name, part); err != nil {
+			return 0, err
+		}
+		if len(t.Rows) == 0 {
+			continue
+		}
+		cols := reportColumns(t)
+		b, err := l.db.PrepareBatch(ctx, "INSERT INTO "+chdb.QuoteIdent(t.Name+StagingSuffix)+" ("+quoteAll(cols)+")")
+		if err != nil {
+			return 0, fmt.Errorf("chload: prepare %s: %w", t.Name, err)
+		}
+		row := make([]any, 0, len(cols))
+		for _, r := range t.Rows {
+			row = append(row[:0], start.UTC(), end.UTC(), r.Period.UTC())
+			for i, c := range t.Keys {
+				v, err := typed(c.Type, r.Keys[i])
+				if err != nil {
+					b.Abort()
+					return 0, fmt.Errorf("chload: %s.%s: %w", t.Name, c.Name, err)
+				}
+				row = append(row, v)
+			}
+			for i, c := range t.Values {
+				if c.Type == "UInt64" {
+					row = append(row, uint64(r.Values[i]))
+				} else {
+					row = append(row, r.Values[i])
+				}
+			}
+			row = append(row, computed)
+			if err := b.Append(row...); err != nil {
+				b.Abort()
+				return 0, fmt.Errorf("chload: append %s: %w", t.Name, err)
+			}
+		}
+		if err := b.Send(); err != nil {
+			return 0, fmt.Errorf("chload: insert %s: %w", t.Name, err)
+		}
+		written += int64(len(t.Rows))
+	}
+	for _, t := range tables {
+		if err := l.swap(ctx, t.Name, part); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+func typed(chType, s string) (any, error) {
+	switch chType {
+	case "String":
+		return s, nil
+	case "UInt16":
+		v, err := strconv.ParseUint(s, 10, 16)
+		return uint16(v), err
+	case "Int32":
+		v, err := strconv.ParseInt(s, 10, 32)
+		return int32(v), err
+	case "Int64":
+		return strconv.ParseInt(s, 10, 64)
+	}
+	return nil, fmt.Errorf("unsupported key type %s", chType)
+}
+
+// LoadStats describe an event load.
+type LoadStats struct {
+	RowsRead    int64
+	RowsWritten int64
+	Files       int64
+	Bytes       int64
+}
+
+// LoadEvents replaces the events of dataset in [from, to) with the rows of
+// files. Each UTC day partition the interval touches is rebuilt in staging
+// (the partition's rows outside the interval copied server-side, the
+// interval's rows loaded from Parquet column by column) and swapped in
+// with one REPLACE PARTITION, so readers see the old or the new day, never
+// a mix. from and to must be whole seconds.
+func (l *Loader) LoadEvents(ctx context.Context, fsys storage.FS, dataset string, files []source.File, from, to time.Time, workers int) (LoadStats, error) {
+	ds, ok := schemas.Lookup(dataset)
+	if !ok {
+		return LoadStats{}, fmt.Errorf("chload: unknown dataset %q", dataset)
+	}
+	table := EventTable(dataset)
+	var total LoadStats
+	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
+		lo, hi := maxTime(from, day), minTime(to, day.Add(24*time.Hour))
+		part := partitionID(day)
+		if err := l.dropStaging(ctx, table, part); err != nil {
+			return total, err
+		}
+		// Keep the partition's rows outside [lo, hi).
+		cols := quoteAll(ds.ClickHouseColumns())
+		if err := l.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE toYYYYMMDD(timestamp) = %s AND NOT (timestamp >= toDateTime(%d, 'UTC') AND timestamp < toDateTime(%d, 'UTC'))",
+			chdb.QuoteIdent(table+StagingSuffix), cols, cols, chdb.QuoteIdent(table), part, lo.Unix(), hi.Unix())); err != nil {
+			return total, err
+		}
+		var dayFiles []source.File
+		for _, f := range files {
+			if f.PartStart.IsZero() || (f.PartStart.Before(hi) && f.PartEnd.After(lo)) {
+				dayFiles = append(dayFiles, f)
+			}
+		}
+		st, err := l.loadFiles(ctx, fsys, ds, table+StagingSuffix, dayFiles, lo, hi, workers)
+		if err != nil {
+			return total, err
+		}
+		if err := l.swap(ctx, table, part); err != nil {
+			return total, err
+		}
+		total.RowsRead += st.RowsRead
+		total.RowsWritten += st.RowsWritten
+		total.Files += st.Files
+		total.Bytes += st.Bytes
+	}
+	return total, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// loadFiles scans files and inserts the rows in [from, to) into table, one
+// INSERT per worker sent in blocks of FlushRows.
+func (l *Loader) loadFiles(ctx context.Context, fsys storage.FS, ds *schemas.Dataset, table string, files []source.File, from, to time.Time, workers int) (LoadStats, error) {
+	if len(files) == 0 {
+		return LoadStats{}, nil
+	}
+	fields := ds.Fields()
+	names := make([]string, len(fields))
+	var dict []string
+	for i, f := range fields {
+		names[i] = f.Name
+		if f.LowCardinality {
+			dict = append(dict, f.Name)
+		}
+	}
+	insert := "INSERT INTO " + chdb.QuoteIdent(table) + " (" + quoteAll(ds.ClickHouseColumns()) + ")"
+	if workers <= 0 {
+		workers = 2
+	}
+	type wstate struct {
+		b    driver.Batch
+		conv converter
+	}
+	var (
+		mu      sync.Mutex
+		states  = make([]*wstate, workers)
+		written atomic.Int64
+	)
+	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: names, Dict: dict, From: from, To: to, Workers: workers},
+		func(w int, c *source.Chunk) error {
+			mu.Lock()
+			s := states[w]
+			if s == nil {
+				s = &wstate{}
+				states[w] = s
+			}
+			mu.Unlock()
+			if s.b == nil {
+				b, err := l.db.PrepareBatch(ctx, insert)
+				if err != nil {
+					return fmt.Errorf("chload: prepare %s: %w", table, err)
+				}
+				s.b = b
+			}
+			n, err := s.conv.appendChunk(s.b, fields, c, from.UnixMicro(), to.UnixMicro())
+			if err != nil {
+				return fmt.Errorf("chload: %s: %w", c.File.Name, err)
+			}
+			written.Add(int64(n))
+			if s.b.Rows() >= l.FlushRows {
+				if err := s.b.Flush(); err != nil {
+					return fmt.Errorf("chload: insert %s: %w", table, err)
+				}
+			}
+			return nil
+		})
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, s := range states {
+		if s == nil || s.b == nil {
+			continue
+		}
+		if err != nil {
+			s.b.Abort()
+			continue
+		}
+		if serr := s.b.Send(); serr != nil {
+			errs = append(errs, fmt.Errorf("chload: insert %s: %w", table, serr))
+		}
+	}
+	return LoadStats{RowsRead: written.Load(), RowsWritten: written.Load(), Files: st.Files, Bytes: st.Bytes}, errors.Join(errs...)
+}
+
+// converter turns Arrow columns into the slices clickhouse-go appends
+// column-wise; its buffers are reused across chunks.
+type converter struct {
+	keep  []int
+	strs  []string
+	u16   []uint16
+	i32   []int32
+	i64   []int64
+	f64   []float64
+	times []time.Time
+	ms    []uint16
+}
+
+var epoch = time.Unix(0, 0).UTC()
+
+// appendChunk appends the chunk's rows in [from, to) (microseconds) to b
+// and returns how many.
+func (cv *converter) appendChunk(b driver.Batch, fields []schemas.Field, c *source.Chunk, from, to int64) (int, error) {
+	cv.keep = cv.keep[:0]
+	all := c.InInterval
+	if !all {
+		for r, t := range c.Timestamp {
+			if int64(t) >= from && int64(t) < to {
+				cv.keep = append(cv.keep, r)
+			}
+		}
+		if len(cv.keep) == 0 {
+			return 0, nil
+		}
+	}
+	n := c.Rows
+	if !all {
+		n = len(cv.keep)
+	}
+	row := func(i int) int {
+		if all {
+			return i
+		}
+		return cv.keep[i]
+	}
+	col := 0
+	for fi, f := range fields {
+		arr := c.Cols[fi]
+		switch f.Kind {
+		case schemas.KindString, schemas.KindBytes:
+			cv.strs = cv.strs[:0]
+			switch a := arr.(type) {
+			case nil:
+				for i := 0; i < n; i++ {
+					cv.strs = append(cv.strs, "")
+				}
+			case *array.Dictionary:
+				d, ok := a.Dictionary().(*array.String)
+				if !ok {
+					return 0, fmt.Errorf("column %s: dictionary of %s", f.Name, a.Dictionary().DataType())
+				}
+				for i := 0; i < n; i++ {
+					r := row(i)
+					if a.IsNull(r) {
+						cv.strs = append(cv.strs, "")
+					} else {
+						cv.strs = append(cv.strs, d.Value(a.GetValueIndex(r)))
+					}
+				}
+			case *array.String:
+				for i := 0; i < n; i++ {
+					cv.strs = append(cv.strs, a.Value(row(i)))
+				}
+			case *array.Binary:
+				for i := 0; i < n; i++ {
+					cv.strs = append(cv.strs, string(a.Value(row(i))))
+				}
+			default:
+				return 0, fmt.Errorf("column %s: unexpected %s", f.Name, arr.DataType())
+			}
+			if err := b.Column(col).Append(cv.strs); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+		case schemas.KindUint16:
+			cv.u16 = cv.u16[:0]
+			a, _ := arr.(*array.Uint16)
+			for i := 0; i < n; i++ {
+				var v uint16
+				if a != nil {
+					v = a.Value(row(i))
+				}
+				cv.u16 = append(cv.u16, v)
+			}
+			if err := b.Column(col).Append(cv.u16); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+		case schemas.KindInt32:
+			cv.i32 = cv.i32[:0]
+			a, _ := arr.(*array.Int32)
+			for i := 0; i < n; i++ {
+				var v int32
+				if a != nil {
+					v = a.Value(row(i))
+				}
+				cv.i32 = append(cv.i32, v)
+			}
+			if err := b.Column(col).Append(cv.i32); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+		case schemas.KindInt64:
+			cv.i64 = cv.i64[:0]
+			a, _ := arr.(*array.Int64)
+			for i := 0; i < n; i++ {
+				var v int64
+				if a != nil {
+					v = a.Value(row(i))
+				}
+				cv.i64 = append(cv.i64, v)
+			}
+			if err := b.Column(col).Append(cv.i64); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+		case schemas.KindFloat64:
+			cv.f64 = cv.f64[:0]
+			a, _ := arr.(*array.Float64)
+			for i := 0; i < n; i++ {
+				var v float64
+				if a != nil {
+					v = a.Value(row(i))
+				}
+				cv.f64 = append(cv.f64, v)
+			}
+			if err := b.Column(col).Append(cv.f64); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+		case schemas.KindTime:
+			cv.times, cv.ms = cv.times[:0], cv.ms[:0]
+			a, _ := arr.(*array.Timestamp)
+			var unit arrow.TimeUnit
+			if a != nil {
+				unit = a.DataType().(*arrow.TimestampType).Unit
+			}
+			for i := 0; i < n; i++ {
+				t := epoch
+				if a != nil && !a.IsNull(row(i)) {
+					t = a.Value(row(i)).ToTime(unit)
+				}
+				cv.times = append(cv.times, t)
+				cv.ms = append(cv.ms, uint16(t.Nanosecond()/1e6))
+			}
+			if err := b.Column(col).Append(cv.times); err != nil {
+				return 0, fmt.Errorf("column %s: %w", f.Name, err)
+			}
+			col++
+			if err := b.Column(col).Append(cv.ms); err != nil {
+				return 0, fmt.Errorf("column %s_ms: %w", f.Name, err)
+			}
+		default:
+			return 0, fmt.Errorf("column %s: kind %s", f.Name, f.Kind)
+		}
+		col++
+	}
+	return n, nil
+}
