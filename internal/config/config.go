@@ -126,6 +126,11 @@ type Batch struct {
 	Retries         int        `yaml:"retries" doc:"attempts after a failed run"`
 	CatchUpHorizon  Duration   `yaml:"catch_up_horizon" doc:"how far back missed runs are caught up on start"`
 	AllowedLateness Duration   `yaml:"allowed_lateness" doc:"wait this long past an interval's end before it counts as complete"`
+	NotReady        string     `yaml:"not_ready" doc:"when the dataset is not complete for an interval: wait (poll until it is) or report (record not_ready, retry at the next fire)"`
+	PollInterval    Duration   `yaml:"poll_interval" doc:"how often a waiting run re-checks the dataset watermark"`
+	RetryBackoff    Duration   `yaml:"retry_backoff" doc:"wait before the first retry of a failed run; doubles per retry up to 10m"`
+	Workers         int        `yaml:"workers" doc:"Parquet files read in parallel by a job; 0 uses every core"`
+	HTTP            string     `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz of batch schedule"`
 }
 
 // Schedule is one cron schedule of a batch job.
@@ -200,6 +205,10 @@ func Default() *Config {
 			Retries:         3,
 			CatchUpHorizon:  Duration(72 * time.Hour),
 			AllowedLateness: Duration(5 * time.Minute),
+			NotReady:        "wait",
+			PollInterval:    Duration(time.Minute),
+			RetryBackoff:    Duration(30 * time.Second),
+			HTTP:            "127.0.0.1:9466",
 		},
 		Serve: Serve{Listen: "127.0.0.1:8080"},
 		Log:   Log{Format: "text", Level: "info"},
