@@ -33,20 +33,20 @@ func (h *History) Record(ctx context.Context, r scheduler.Run) error {
 }
 
 // Succeeded implements scheduler.History.
-func (h *History) Succeeded(ctx context.Context, job string, from, to time.Time) (map[int64]bool, error) {
-	rows, err := h.db.Query(ctx, fmt.Sprintf("SELECT DISTINCT toUInt32(interval_start) FROM %s WHERE job = %s AND status = 'succeeded' AND interval_start >= toDateTime(%d, 'UTC') AND interval_start < toDateTime(%d, 'UTC')",
-		HistoryTable, quoteString(job), from.Unix(), to.Unix()))
+func (h *History) Succeeded(ctx context.Context, job string, from, to time.Time) ([]scheduler.Interval, error) {
+	rows, err := h.db.Query(ctx, fmt.Sprintf("SELECT DISTINCT toUInt32(interval_start), toUInt32(interval_end) FROM %s WHERE job = %s AND status = 'succeeded' AND interval_start < toDateTime(%d, 'UTC') AND interval_end > toDateTime(%d, 'UTC')",
+		HistoryTable, quoteString(job), to.Unix(), from.Unix()))
 	if err != nil {
 		return nil, fmt.Errorf("chload: history of %s: %w", job, err)
 	}
 	defer rows.Close()
-	out := map[int64]bool{}
+	var out []scheduler.Interval
 	for rows.Next() {
-		var s uint32
-		if err := rows.Scan(&s); err != nil {
+		var s, e uint32
+		if err := rows.Scan(&s, &e); err != nil {
 			return nil, fmt.Errorf("chload: history of %s: %w", job, err)
 		}
-		out[int64(s)] = true
+		out = append(out, scheduler.Interval{Start: time.Unix(int64(s), 0).UTC(), End: time.Unix(int64(e), 0).UTC()})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("chload: history of %s: %w", job, err)

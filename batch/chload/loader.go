@@ -171,6 +171,24 @@ func (l *Loader) LoadEvents(ctx context.Context, fsys storage.FS, dataset string
 	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
 		lo, hi := maxTime(from, day), minTime(to, day.Add(24*time.Hour))
 		part := partitionID(day)
+		var dayFiles []source.File
+		for _, f := range files {
+			if f.PartStart.IsZero() || (f.PartStart.Before(hi) && f.PartEnd.After(lo)) {
+				dayFiles = append(dayFiles, f)
+			}
+		}
+		if len(dayFiles) == 0 {
+			// Nothing to load: done unless an earlier run left rows there
+			// (files since removed), which the swap below must clear.
+			var n uint64
+			if err := l.db.QueryRow(ctx, fmt.Sprintf("SELECT count() FROM %s WHERE toYYYYMMDD(timestamp) = %s AND timestamp >= toDateTime(%d, 'UTC') AND timestamp < toDateTime(%d, 'UTC')",
+				chdb.QuoteIdent(table), part, lo.Unix(), hi.Unix())).Scan(&n); err != nil {
+				return total, fmt.Errorf("chload: count %s: %w", table, err)
+			}
+			if n == 0 {
+				continue
+			}
+		}
 		if err := l.dropStaging(ctx, table, part); err != nil {
 			return total, err
 		}
@@ -179,12 +197,6 @@ func (l *Loader) LoadEvents(ctx context.Context, fsys storage.FS, dataset string
 		if err := l.exec(ctx, fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM %s WHERE toYYYYMMDD(timestamp) = %s AND NOT (timestamp >= toDateTime(%d, 'UTC') AND timestamp < toDateTime(%d, 'UTC'))",
 			chdb.QuoteIdent(table+StagingSuffix), cols, cols, chdb.QuoteIdent(table), part, lo.Unix(), hi.Unix())); err != nil {
 			return total, err
-		}
-		var dayFiles []source.File
-		for _, f := range files {
-			if f.PartStart.IsZero() || (f.PartStart.Before(hi) && f.PartEnd.After(lo)) {
-				dayFiles = append(dayFiles, f)
-			}
 		}
 		st, err := l.loadFiles(ctx, fsys, ds, table+StagingSuffix, dayFiles, lo, hi, workers)
 		if err != nil {

@@ -159,11 +159,11 @@ func (e *Executor) execute(ctx context.Context, job Job, iv Interval, skipDone b
 	}
 	defer unlock()
 	if skipDone {
-		done, err := e.o.History.Succeeded(ctx, job.Name(), iv.Start, iv.Start.Add(time.Second))
+		done, err := e.o.History.Succeeded(ctx, job.Name(), iv.Start, iv.End)
 		if err != nil {
 			return Run{}, false, fmt.Errorf("scheduler: history of %s: %w", job.Name(), err)
 		}
-		if done[iv.Start.Unix()] {
+		if Covered(iv, done) {
 			return Run{Job: job.Name(), Interval: iv, Status: StatusSucceeded}, false, nil
 		}
 	}

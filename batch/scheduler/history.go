@@ -45,9 +45,10 @@ type Query struct {
 type History interface {
 	// Record appends one finished attempt.
 	Record(ctx context.Context, r Run) error
-	// Succeeded returns the starts (Unix seconds) of the intervals of job
-	// starting in [from, to) that have a succeeded run.
-	Succeeded(ctx context.Context, job string, from, to time.Time) (map[int64]bool, error)
+	// Succeeded returns the intervals of job's succeeded runs that overlap
+	// [from, to). A run for a longer interval (a day loaded at once by a
+	// backfill) covers the shorter ones inside it.
+	Succeeded(ctx context.Context, job string, from, to time.Time) ([]Interval, error)
 	// List returns runs, newest first.
 	List(ctx context.Context, q Query) ([]Run, error)
 }
@@ -67,16 +68,26 @@ func (h *MemoryHistory) Record(_ context.Context, r Run) error {
 }
 
 // Succeeded implements History.
-func (h *MemoryHistory) Succeeded(_ context.Context, job string, from, to time.Time) (map[int64]bool, error) {
+func (h *MemoryHistory) Succeeded(_ context.Context, job string, from, to time.Time) ([]Interval, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := map[int64]bool{}
+	var out []Interval
 	for _, r := range h.runs {
-		if r.Job == job && r.Status == StatusSucceeded && !r.Interval.Start.Before(from) && r.Interval.Start.Before(to) {
-			out[r.Interval.Start.Unix()] = true
+		if r.Job == job && r.Status == StatusSucceeded && r.Interval.Start.Before(to) && r.Interval.End.After(from) {
+			out = append(out, r.Interval)
 		}
 	}
 	return out, nil
+}
+
+// Covered reports whether one of done contains iv.
+func Covered(iv Interval, done []Interval) bool {
+	for _, d := range done {
+		if !d.Start.After(iv.Start) && !d.End.Before(iv.End) {
+			return true
+		}
+	}
+	return false
 }
 
 // List implements History.

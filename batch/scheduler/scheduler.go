@@ -98,7 +98,7 @@ func (s *Scheduler) Due(ctx context.Context, e Entry, job Job, now time.Time) ([
 		// The first fire at or after the interval's end (Next is strictly
 		// after its argument and works in whole seconds).
 		fire := e.Schedule.Next(iv.End.In(e.Location).Add(-time.Nanosecond))
-		if fire.After(now) || done[iv.Start.Unix()] {
+		if fire.After(now) || Covered(iv, done) {
 			continue
 		}
 		out = append(out, iv)
