@@ -130,10 +130,12 @@ func hourBounds(day time.Time, name string) (start, end time.Time, ok bool) {
 }
 
 // Watermark implements Source from the layout alone, as a stand-in until
-// the consumer's committed watermark is readable: for each dataset the
-// start of its newest hour partition (everything before the hour the
-// consumer is writing into is taken as complete); the minimum over the
-// datasets. A dataset with no partitions does not hold others back.
+// the consumer's committed watermark is readable: the start of the newest
+// hour partition of any dataset. Everything before the hour the consumer
+// is writing into is taken as complete; the maximum (not the minimum) over
+// datasets is used because a quiet dataset (no IDS alerts for a day) would
+// otherwise hold every job back. The consumer's per-partition watermark,
+// once readable, replaces this guess.
 func (l *Layout) Watermark(ctx context.Context) (time.Time, error) {
 	var wm time.Time
 	for _, ds := range l.Datasets {
@@ -141,7 +143,7 @@ func (l *Layout) Watermark(ctx context.Context) (time.Time, error) {
 		if err != nil {
 			return time.Time{}, err
 		}
-		if ok && (wm.IsZero() || t.Before(wm)) {
+		if ok && t.After(wm) {
 			wm = t
 		}
 	}

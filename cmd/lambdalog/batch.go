@@ -1,9 +1,303 @@
 package main
 
-// batchCommand is not built yet: its layer has not landed. Replace this file
-// with the real subcommand when it does.
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalog/lambdalog/batch/chload"
+	"github.com/lambdalog/lambdalog/batch/jobs"
+	"github.com/lambdalog/lambdalog/batch/scheduler"
+	"github.com/lambdalog/lambdalog/batch/source"
+	"github.com/lambdalog/lambdalog/internal/chdb"
+	"github.com/lambdalog/lambdalog/internal/config"
+	"github.com/lambdalog/lambdalog/internal/obs"
+	"github.com/lambdalog/lambdalog/internal/storage"
+)
+
 func batchCommand() *command {
-	return notBuilt("batch", "schedule, run, backfill and list batch jobs",
-		"lambdalog batch schedule|run|backfill|history [--job J] [--date YYYY-MM-DD]",
-		"the batch layer (issue: batch layer)")
+	var (
+		job, date, from, to, tz string
+		hour, limit             int
+		force, ignoreWatermark  bool
+	)
+	return &command{
+		name:    "batch",
+		summary: "schedule, run, backfill and list batch jobs",
+		usage: `lambdalog batch schedule
+       lambdalog batch run [--job J] --date YYYY-MM-DD [--hour HH]
+       lambdalog batch backfill [--job J] --from YYYY-MM-DD --to YYYY-MM-DD [--force]
+       lambdalog batch history [--job J] [--limit N]`,
+		long: `Batch jobs recompute history from the master dataset (Parquet) into
+ClickHouse. Jobs: load-events (hourly: each dataset's events of the interval
+into events_<dataset>) and reports (daily: the nightly report set into
+report_* tables). Re-running a job for an interval replaces exactly that
+interval's rows (docs/batch.md).
+
+schedule  runs the jobs on batch.schedules (cron, per-schedule timezone)
+          until SIGTERM: missed intervals within batch.catch_up_horizon are
+          caught up first, failed runs retried batch.retries times, and a
+          run waits until the dataset is complete for its interval
+          (batch.not_ready). Serves /metrics, /healthz, /readyz on batch.http.
+run       runs jobs (all, in dependency order, without --job) for one day in
+          --timezone (default batch.timezone), or one hour with --hour.
+          Always re-runs.
+backfill  runs jobs day by day from --from to --to (inclusive) with a
+          progress line; days that already succeeded are skipped unless
+          --force, so an interrupted backfill resumes where it stopped.
+history   lists recorded runs, newest first.
+
+ClickHouse DDL migrations are applied idempotently before any job runs.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&job, "job", "", "`JOB` to run (load-events or reports); all when empty")
+			fs.StringVar(&date, "date", "", "day to run, `YYYY-MM-DD`")
+			fs.IntVar(&hour, "hour", -1, "with --date: only this local hour `HH` (hourly jobs)")
+			fs.StringVar(&from, "from", "", "first day of a backfill, `YYYY-MM-DD`")
+			fs.StringVar(&to, "to", "", "last day of a backfill, `YYYY-MM-DD` (inclusive)")
+			fs.StringVar(&tz, "timezone", "", "`TZ` the dates are in (default batch.timezone)")
+			fs.BoolVar(&force, "force", false, "backfill: re-run days that already succeeded")
+			fs.BoolVar(&ignoreWatermark, "ignore-watermark", false, "run/backfill: do not wait for the dataset to be complete")
+			fs.IntVar(&limit, "limit", 20, "history: show at most `N` runs (0: all)")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usagef("want one of schedule, run, backfill, history")
+			}
+			action := args[0]
+			if tz == "" {
+				tz = e.cfg.Batch.Timezone
+			}
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				return usagef("--timezone: unknown timezone %q", tz)
+			}
+			if hour > 23 || hour < -1 {
+				return usagef("--hour must be 0..23")
+			}
+			var names []string
+			if job != "" {
+				names = []string{job}
+			}
+			switch action {
+			case "schedule", "history":
+			case "run":
+				if date == "" {
+					return usagef("run needs --date YYYY-MM-DD")
+				}
+			case "backfill":
+				if from == "" || to == "" {
+					return usagef("backfill needs --from and --to (YYYY-MM-DD)")
+				}
+			default:
+				return usagef("unknown batch action %q: want schedule, run, backfill or history", action)
+			}
+			b, err := openBatch(ctx, e)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			all := jobs.New(b.deps)
+			selected, err := jobs.Resolve(all, names...)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			switch action {
+			case "history":
+				return batchHistory(ctx, e, b.history, job, limit)
+			case "schedule":
+				return batchSchedule(ctx, e, b, all)
+			}
+			var plan jobs.Plan
+			if action == "run" {
+				plan, err = jobs.PlanDays(selected, loc, date, date, hour)
+			} else {
+				if hour >= 0 {
+					return usagef("--hour applies to run, not backfill")
+				}
+				plan, err = jobs.PlanDays(selected, loc, from, to, -1)
+			}
+			if err != nil {
+				return usagef("%v", err)
+			}
+			ex, err := b.executor(e, nil, ignoreWatermark, scheduler.NotReadyReport)
+			if err != nil {
+				return err
+			}
+			sum, err := jobs.Execute(ctx, ex, plan, jobs.ExecOptions{Force: action == "run" || force, Progress: e.stdout})
+			fmt.Fprintf(e.stdout, "%s: %d done, %d skipped, %d failed, %d rows read\n", action, sum.Done, sum.Skipped, sum.Failed, sum.RowsRead)
+			return err
+		},
+	}
+}
+
+// batchEnv is what the batch subcommands share.
+type batchEnv struct {
+	fs      storage.FS
+	db      *chdb.DB
+	history *chload.History
+	deps    jobs.Deps
+}
+
+func (b *batchEnv) close() {
+	b.db.Close()
+	b.fs.Close()
+}
+
+// batchStorageOptions maps the dataset.hdfs keys to storage options.
+func batchStorageOptions(e *env) storage.Options {
+	h := e.cfg.Dataset.HDFS
+	o := storage.Options{Logger: e.log, User: h.User, ConnectTimeout: h.ConnectTimeout.D(), IOTimeout: h.OperationTimeout.D()}
+	if h.KerberosKeytab != "" || h.KerberosCCache != "" {
+		principal := h.KerberosUser
+		if principal != "" && h.KerberosRealm != "" && !strings.Contains(principal, "@") {
+			principal += "@" + h.KerberosRealm
+		}
+		o.Kerberos = &storage.KerberosOptions{Principal: principal, Keytab: h.KerberosKeytab, CCache: h.KerberosCCache,
+			Krb5Conf: h.KerberosConfig, ServicePrincipal: h.KerberosSPN}
+	}
+	return o
+}
+
+func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
+	dsLoc, err := time.LoadLocation(e.cfg.Dataset.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("batch: dataset.timezone: %w", err)
+	}
+	url := e.cfg.Dataset.URL
+	if !strings.Contains(url, "://") {
+		abs, err := filepath.Abs(url)
+		if err != nil {
+			return nil, fmt.Errorf("batch: dataset.url: %w", err)
+		}
+		url = "file://" + filepath.ToSlash(abs)
+	}
+	fsys, err := storage.Open(ctx, url, batchStorageOptions(e))
+	if err != nil {
+		return nil, fmt.Errorf("batch: open dataset: %w", err)
+	}
+	db, err := chdb.Open(ctx, e.cfg.ClickHouse.DSN.Reveal())
+	if err != nil {
+		fsys.Close()
+		return nil, fmt.Errorf("batch: clickhouse %s: %w", e.cfg.ClickHouse.DSN, err)
+	}
+	loader := chload.New(db, e.log)
+	n, err := loader.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		fsys.Close()
+		return nil, err
+	}
+	if n > 0 {
+		e.log.Info("applied ClickHouse migrations", "count", n, "database", db.Database(), "server", db.Version().String())
+	}
+	src := &source.Layout{FS: fsys, Location: dsLoc, Datasets: chload.EventDatasets()}
+	return &batchEnv{fs: fsys, db: db, history: chload.NewHistory(db),
+		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log}}, nil
+}
+
+func (b *batchEnv) executor(e *env, hist scheduler.History, ignoreWatermark bool, policy scheduler.NotReadyPolicy) (*scheduler.Executor, error) {
+	if hist == nil {
+		hist = b.history
+	}
+	o := scheduler.ExecOptions{History: hist, AllowedLateness: e.cfg.Batch.AllowedLateness.D(), NotReady: policy,
+		PollInterval: e.cfg.Batch.PollInterval.D(), Attempts: 1 + e.cfg.Batch.Retries, Backoff: e.cfg.Batch.RetryBackoff.D(), Logger: e.log}
+	if !ignoreWatermark {
+		o.Ready = b.deps.Source
+	}
+	return scheduler.NewExecutor(o)
+}
+
+func batchHistory(ctx context.Context, e *env, h scheduler.History, job string, limit int) error {
+	runs, err := h.List(ctx, scheduler.Query{Job: job, Limit: limit})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tINTERVAL\tATTEMPT\tSTATUS\tSTARTED\tTOOK\tROWS READ\tROWS WRITTEN\tERROR")
+	for _, r := range runs {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\n", r.Job, r.Interval, r.Attempt, r.Status,
+			r.Started.UTC().Format(time.RFC3339), r.Finished.Sub(r.Started).Round(time.Millisecond), r.RowsRead, r.RowsWritten, r.Error)
+	}
+	return tw.Flush()
+}
+
+// metricsHistory records job-run metrics as runs are recorded.
+type metricsHistory struct {
+	scheduler.History
+	runs        *prometheus.CounterVec
+	rows        *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+}
+
+func (m *metricsHistory) Record(ctx context.Context, r scheduler.Run) error {
+	m.runs.WithLabelValues(r.Job, string(r.Status)).Inc()
+	if r.Status == scheduler.StatusSucceeded {
+		m.rows.WithLabelValues(r.Job, "read").Add(float64(r.RowsRead))
+		m.rows.WithLabelValues(r.Job, "written").Add(float64(r.RowsWritten))
+		m.lastSuccess.WithLabelValues(r.Job).Set(float64(r.Interval.End.Unix()))
+	}
+	return m.History.Record(ctx, r)
+}
+
+func batchSchedule(ctx context.Context, e *env, b *batchEnv, all map[string]scheduler.Job) error {
+	if len(e.cfg.Batch.Schedules) == 0 {
+		return usagef("batch.schedules is empty: nothing to schedule")
+	}
+	reg := obs.NewRegistry()
+	mh := &metricsHistory{History: b.history,
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_batch_runs_total", Help: "Batch job attempts by job and status."}, []string{"job", "status"}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_batch_rows_total", Help: "Rows read and written by succeeded batch runs."}, []string{"job", "direction"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalog_batch_last_success_interval_end_seconds",
+			Help: "End of the newest data interval a job succeeded for (alert when it falls behind)."}, []string{"job"}),
+	}
+	reg.MustRegister(mh.runs, mh.rows, mh.lastSuccess)
+	policy := scheduler.NotReadyPolicy(e.cfg.Batch.NotReady)
+	ex, err := b.executor(e, mh, false, policy)
+	if err != nil {
+		return usagef("batch.not_ready: %v", err)
+	}
+	var entries []scheduler.Entry
+	for i, s := range e.cfg.Batch.Schedules {
+		spec, err := config.CronParser.Parse(s.Cron)
+		if err != nil {
+			return usagef("batch.schedules[%d].cron: %v", i, err)
+		}
+		tz := s.Timezone
+		if tz == "" {
+			tz = e.cfg.Batch.Timezone
+		}
+		loc, err := time.LoadLocation(tz)
+		if err != nil {
+			return usagef("batch.schedules[%d].timezone: unknown timezone %q", i, tz)
+		}
+		js, err := jobs.Resolve(all, s.Job)
+		if err != nil {
+			return usagef("batch.schedules[%d].job: %v", i, err)
+		}
+		entries = append(entries, scheduler.Entry{Spec: s.Cron, Schedule: spec, Location: loc, Jobs: js})
+	}
+	s, err := scheduler.New(entries, scheduler.Options{Executor: ex, CatchUpHorizon: e.cfg.Batch.CatchUpHorizon.D(), Logger: e.log})
+	if err != nil {
+		return err
+	}
+	wait, err := observe(ctx, e, e.cfg.Batch.HTTP, reg, map[string]obs.Check{
+		"clickhouse": func(ctx context.Context) error { return b.db.Ping(ctx) },
+	})
+	if err != nil {
+		return err
+	}
+	e.log.Info("batch scheduler started", "schedules", len(entries), "catch_up_horizon", e.cfg.Batch.CatchUpHorizon.String(), "not_ready", string(policy))
+	err = s.Run(ctx)
+	werr := wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return errors.Join(err, werr)
 }
