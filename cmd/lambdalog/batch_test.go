@@ -115,7 +115,9 @@ log: {level: warn}
 	defer cancel()
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"batch", "schedule", "--config", cfg}, strings.NewReader(""), &out, &errOut, nil) }()
+	go func() {
+		done <- run(ctx, []string{"batch", "schedule", "--config", cfg}, strings.NewReader(""), &out, &errOut, nil)
+	}()
 	deadline := time.Now().Add(60 * time.Second)
 	var history string
 	for time.Now().Before(deadline) {
