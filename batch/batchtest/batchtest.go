@@ -238,3 +238,40 @@ func WriteFile(ctx context.Context, fsys storage.FS, name string, records []sche
 	}
 	return nil
 }
+
+// WriteGenerated generates n events over [from, to) hour by hour (so
+// memory holds one hour, not the whole set) and writes them in the layout;
+// it returns the events written per dataset.
+func WriteGenerated(ctx context.Context, fsys storage.FS, g *Gen, n int, from, to time.Time, weights [4]int, o WriteOptions) (map[string]int, error) {
+	hours := int(to.Sub(from) / time.Hour)
+	if hours < 1 {
+		hours = 1
+	}
+	counts := map[string]int{}
+	for h := 0; h < hours; h++ {
+		lo := from.Add(time.Duration(h) * time.Hour)
+		hi := minTime(lo.Add(time.Hour), to)
+		per := n / hours
+		if h == hours-1 {
+			per = n - per*(hours-1)
+		}
+		recs := g.Events(per, lo, hi, weights)
+		for _, r := range recs {
+			counts[r.Dataset()]++
+		}
+		if _, err := WriteLayout(ctx, fsys, recs, o); err != nil {
+			return nil, err
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return counts, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

@@ -69,14 +69,16 @@ type Query struct {
 }
 
 // Row is one result group: the period, the key values as text (integers
-// in decimal) and the measures in Measures order.
+// in decimal) and the measures in Measures order. Rows come in no
+// particular order (ClickHouse orders them by the table key; sort when
+// presenting).
 type Row struct {
 	Period time.Time
 	Keys   []string
 	Values []int64
 }
 
-// Result is a query's rows, sorted by period then keys.
+// Result is a query's rows.
 type Result struct {
 	Query Query
 	Rows  []Row
@@ -202,6 +204,14 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 		}
 	}
 	ex := &executor{queries: queries, colIdx: colIdx, from: from.UnixMicro(), to: to.UnixMicro(), intern: newInterner()}
+	// Hour and whole-interval windows need no per-row time where the
+	// partition already says which hour a row is in.
+	skipTS := true
+	for _, q := range queries {
+		if q.Window != 0 && q.Window != time.Hour {
+			skipTS = false
+		}
+	}
 	workers := o.Workers
 	if workers <= 0 {
 		workers = defaultWorkers()
@@ -210,7 +220,7 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	for w := range ex.workers {
 		ex.workers[w] = ex.newWorker()
 	}
-	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: cols, Dict: dict, From: from, To: to, Workers: workers},
+	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: cols, Dict: dict, From: from, To: to, Workers: workers, SkipTimestamp: skipTS},
 		func(w int, c *source.Chunk) error { return ex.workers[w].chunk(c) })
 	if err != nil {
 		return nil, Stats{Scan: st}, err
@@ -276,12 +286,18 @@ type distinctKey struct {
 	v int64
 }
 
-// queryState is one worker's partial result of one query.
+// queryState is one worker's partial result of one query. Groups of at
+// most one key, and distinct values that fit 32 bits, use maps keyed by a
+// packed uint64 (Go's fast 64-bit map path); the wide struct keys are the
+// general fallback.
 type queryState struct {
 	groups   map[groupKey]int32
+	groups64 map[uint64]int32
 	keys     []groupKey
 	vals     []int64 // len(keys) * len(measures)
 	distinct map[distinctKey]struct{}
+	// distinct64[m] holds group<<32 | value for measure m.
+	distinct64 []map[uint64]struct{}
 }
 
 type workerState struct {
@@ -290,6 +306,9 @@ type workerState struct {
 	cols     []colView
 	mask     []bool
 	mmask    []bool
+	base     []bool
+	pass     []bool
+	cache    []int32
 	gidx     []int32
 	rowsRead int64
 }
@@ -320,8 +339,12 @@ func (c *colView) id(row int) int64 {
 
 func (ex *executor) newWorker() *workerState {
 	w := &workerState{ex: ex, cols: make([]colView, len(ex.colIdx))}
-	for range ex.queries {
-		w.qs = append(w.qs, &queryState{groups: map[groupKey]int32{}, distinct: map[distinctKey]struct{}{}})
+	for _, q := range ex.queries {
+		qs := &queryState{groups: map[groupKey]int32{}, groups64: map[uint64]int32{}, distinct: map[distinctKey]struct{}{}}
+		for range q.Measures {
+			qs.distinct64 = append(qs.distinct64, map[uint64]struct{}{})
+		}
+		w.qs = append(w.qs, qs)
 	}
 	return w
 }
@@ -404,7 +427,8 @@ func (w *workerState) predMask(preds []metrics.Predicate, mask []bool) error {
 		v := &w.cols[w.ex.colIdx[p.Column]]
 		if v.str {
 			// Evaluate once per dictionary entry, then per row by code.
-			pass := make([]bool, len(v.dict))
+			w.pass = resize(w.pass, len(v.dict))
+			pass := w.pass
 			for code, s := range v.dict {
 				switch p.Op {
 				case metrics.OpEq:
@@ -412,6 +436,7 @@ func (w *workerState) predMask(preds []metrics.Predicate, mask []bool) error {
 				case metrics.OpNe:
 					pass[code] = s != p.Strings[0]
 				case metrics.OpIn:
+					pass[code] = false
 					for _, want := range p.Strings {
 						if s == want {
 							pass[code] = true
@@ -495,9 +520,10 @@ func (w *workerState) chunk(c *source.Chunk) error {
 		}
 	}
 	w.rowsRead += read
-	base := append([]bool(nil), inside...)
+	w.base = resize(w.base, n)
+	copy(w.base, inside)
 	for qi := range w.ex.queries {
-		copy(w.mask, base)
+		copy(w.mask, w.base)
 		if err := w.query(qi, c); err != nil {
 			return err
 		}
@@ -539,12 +565,36 @@ func (w *workerState) query(qi int, c *source.Chunk) error {
 		constPeriod = c.Hour.UnixMicro()
 	}
 	nm := len(q.Measures)
+	packed := len(keyCols) <= 1
+	base := w.ex.from
+	if win > 0 {
+		base -= mod(base, win)
+	}
+	lookup := func(gk groupKey) int32 {
+		if packed {
+			var idx int64
+			if win > 0 {
+				idx = (gk.period - base) / win
+			}
+			if idx >= 0 && idx < 1<<23 && gk.k[0] >= 0 && gk.k[0] < 1<<40 {
+				pk := uint64(idx)<<40 | uint64(gk.k[0])
+				if g, ok := qs.groups64[pk]; ok {
+					return g
+				}
+				g := qs.group(gk, nm)
+				qs.groups64[pk] = g
+				return g
+			}
+		}
+		return qs.group(gk, nm)
+	}
 	// Group index per row. A single string key with a constant period
 	// caches the group per dictionary code: one map lookup per code.
 	gidx := w.gidx
 	if len(keyCols) == 1 && keyCols[0].str && !keyCols[0].missing && constPeriod >= 0 {
 		kc := keyCols[0]
-		cache := make([]int32, len(kc.dict))
+		w.cache = resizeI32(w.cache, len(kc.dict))
+		cache := w.cache
 		for i := range cache {
 			cache[i] = -1
 		}
@@ -554,7 +604,7 @@ func (w *workerState) query(qi int, c *source.Chunk) error {
 			}
 			g := cache[code]
 			if g < 0 {
-				g = qs.group(groupKey{period: constPeriod, k: [maxKeys]int64{kc.codeIDs[code]}}, nm)
+				g = lookup(groupKey{period: constPeriod, k: [maxKeys]int64{kc.codeIDs[code]}})
 				cache[code] = g
 			}
 			gidx[r] = g
@@ -574,7 +624,7 @@ func (w *workerState) query(qi int, c *source.Chunk) error {
 			for i, kc := range keyCols {
 				gk.k[i] = kc.id(r)
 			}
-			gidx[r] = qs.group(gk, nm)
+			gidx[r] = lookup(gk)
 		}
 	}
 	for mi, m := range q.Measures {
@@ -605,9 +655,16 @@ func (w *workerState) query(qi int, c *source.Chunk) error {
 			}
 		case DistinctColumn:
 			v := &w.cols[w.ex.colIdx[m.Column]]
+			d64 := qs.distinct64[mi]
 			for r, ok := range mm {
-				if ok {
-					qs.distinct[distinctKey{g: gidx[r], m: int32(mi), v: v.id(r)}] = struct{}{}
+				if !ok {
+					continue
+				}
+				x := v.id(r)
+				if x >= 0 && x < 1<<32 {
+					d64[uint64(gidx[r])<<32|uint64(x)] = struct{}{}
+				} else {
+					qs.distinct[distinctKey{g: gidx[r], m: int32(mi), v: x}] = struct{}{}
 				}
 			}
 		}
@@ -634,16 +691,38 @@ func (qs *queryState) group(gk groupKey, nm int) int32 {
 	return g
 }
 
-// merge combines the workers' partial results into sorted rows.
+// merge combines the workers' partial results, one query per goroutine
+// (queries are independent; the merge of large distinct sets is the
+// serial tail of a run otherwise).
 func (ex *executor) merge(from time.Time) []Result {
 	out := make([]Result, len(ex.queries))
+	sem := make(chan struct{}, defaultWorkers())
+	var wg sync.WaitGroup
+	for qi := range ex.queries {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(qi int) {
+			defer func() { <-sem; wg.Done() }()
+			out[qi] = ex.mergeQuery(qi)
+		}(qi)
+	}
+	wg.Wait()
+	return out
+}
+
+func (ex *executor) mergeQuery(qi int) Result {
 	ds, _ := schemas.Lookup(ex.queries[0].Dataset)
-	for qi, q := range ex.queries {
+	q := ex.queries[qi]
+	{
 		nm := len(q.Measures)
 		groups := map[groupKey]int{}
 		var keys []groupKey
 		var vals []int64
 		distinct := map[distinctKey]struct{}{}
+		distinct64 := make([]map[uint64]struct{}, nm)
+		for m := range distinct64 {
+			distinct64[m] = map[uint64]struct{}{}
+		}
 		for _, w := range ex.workers {
 			qs := w.qs[qi]
 			local := make([]int, len(qs.keys))
@@ -663,9 +742,23 @@ func (ex *executor) merge(from time.Time) []Result {
 			for dk := range qs.distinct {
 				distinct[distinctKey{g: int32(local[dk.g]), m: dk.m, v: dk.v}] = struct{}{}
 			}
+			for m, d := range qs.distinct64 {
+				if len(ex.workers) == 1 {
+					distinct64[m] = d // one worker: already global
+					continue
+				}
+				for k := range d {
+					distinct64[m][uint64(local[k>>32])<<32|k&(1<<32-1)] = struct{}{}
+				}
+			}
 		}
 		for dk := range distinct {
 			vals[int(dk.g)*nm+int(dk.m)]++
+		}
+		for m, d := range distinct64 {
+			for k := range d {
+				vals[int(k>>32)*nm+m]++
+			}
 		}
 		isStr := make([]bool, len(q.Keys))
 		for i, k := range q.Keys {
@@ -684,13 +777,12 @@ func (ex *executor) merge(from time.Time) []Result {
 			}
 			rows[g] = r
 		}
-		sortRows(rows)
-		out[qi] = Result{Query: q, Rows: rows}
+		return Result{Query: q, Rows: rows}
 	}
-	return out
 }
 
-func sortRows(rows []Row) {
+// SortRows orders rows by period, then keys.
+func SortRows(rows []Row) {
 	sort.Slice(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
 		if !a.Period.Equal(b.Period) {

@@ -32,6 +32,12 @@ type ScanOptions struct {
 	// From and To bound the event times wanted; row groups entirely
 	// outside are skipped by their statistics.
 	From, To time.Time
+	// SkipTimestamp lets the scan leave out the timestamp column for
+	// partitions that lie inside [From, To) and span exactly one UTC hour:
+	// every row's interval membership and hour are then known (InInterval,
+	// Hour) and Chunk.Timestamp is nil. Callers that need per-row times
+	// (windows shorter than an hour) leave it false.
+	SkipTimestamp bool
 	// Workers is the number of files read in parallel (GOMAXPROCS when 0).
 	Workers int
 	// BatchRows caps the rows of one Chunk (default 1<<20).
@@ -50,7 +56,9 @@ type Chunk struct {
 	// Cols holds the columns in Columns order; an entry is nil when the
 	// file predates the column (read it as the zero value).
 	Cols []arrow.Array
-	// Timestamp is the event-time column (microseconds, UTC).
+	// Timestamp is the event-time column (microseconds, UTC); nil when
+	// ScanOptions.SkipTimestamp left it out (then InInterval is true and
+	// Hour is set).
 	Timestamp []arrow.Timestamp
 	// InInterval is true when every row's timestamp is known (from the
 	// partition or the row-group statistics) to lie in [From, To).
@@ -151,17 +159,28 @@ func scanFile(ctx context.Context, fsys storage.FS, f *File, o ScanOptions, tsId
 
 	sch := pf.MetaData().Schema
 	props := pqarrow.ArrowReadProperties{BatchSize: o.BatchRows}
+	// Within a partition fully inside the interval every row is in it.
+	partInside := !f.PartStart.IsZero() && !f.PartStart.Before(o.From) && !f.PartEnd.After(o.To)
+	partHour := time.Time{}
+	if f.PartEnd.Sub(f.PartStart) == time.Hour && f.PartStart.Equal(f.PartStart.Truncate(time.Hour)) {
+		partHour = f.PartStart.UTC()
+	}
+	skipTS := o.SkipTimestamp && partInside && !partHour.IsZero()
+	tsLeaf := sch.ColumnIndexByName("timestamp")
+	if tsLeaf < 0 {
+		return fmt.Errorf("source: %s has no timestamp column", f.Name)
+	}
 	// Map requested columns to leaf indices; missing ones stay -1.
 	leaf := make([]int, len(o.Columns))
 	var read []int
 	for i, c := range o.Columns {
 		leaf[i] = sch.ColumnIndexByName(c)
+		if i == tsIdx && skipTS {
+			leaf[i] = -1
+		}
 		if leaf[i] >= 0 {
 			read = append(read, leaf[i])
 		}
-	}
-	if leaf[tsIdx] < 0 {
-		return fmt.Errorf("source: %s has no timestamp column", f.Name)
 	}
 	for _, d := range o.Dict {
 		if i := sch.ColumnIndexByName(d); i >= 0 {
@@ -172,22 +191,26 @@ func scanFile(ctx context.Context, fsys storage.FS, f *File, o ScanOptions, tsId
 	if err != nil {
 		return fmt.Errorf("source: %s: %w", f.Name, err)
 	}
-	// Within a partition fully inside the interval every row is in it.
-	partInside := !f.PartStart.IsZero() && !f.PartStart.Before(o.From) && !f.PartEnd.After(o.To)
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		min, max, hasStats := tsStats(pf.MetaData().RowGroup(rg), leaf[tsIdx])
-		if hasStats && (max.Before(o.From) || !min.Before(o.To)) {
+		lo, hi, hasStats := tsStats(pf.MetaData().RowGroup(rg), tsLeaf)
+		if hasStats && (hi.Before(o.From) || !lo.Before(o.To)) {
 			atomic.AddInt64(&st.Skipped, 1)
 			continue
 		}
-		inside := partInside || (hasStats && !min.Before(o.From) && max.Before(o.To))
+		inside := partInside || (hasStats && !lo.Before(o.From) && hi.Before(o.To))
 		var hour time.Time
-		if hasStats && min.Truncate(time.Hour).Equal(max.Truncate(time.Hour)) {
-			hour = min.Truncate(time.Hour)
+		if hasStats && lo.Truncate(time.Hour).Equal(hi.Truncate(time.Hour)) {
+			hour = lo.Truncate(time.Hour)
 		}
+		if skipTS {
+			hour = partHour
+		}
+		// pqarrow sizes its builders by BatchSize: never more than the
+		// row group holds, or small row groups pay for 1M-row buffers.
+		fr.Props.BatchSize = min(o.BatchRows, max(1, pf.MetaData().RowGroup(rg).NumRows()))
 		if err := scanRowGroup(ctx, fr, f, rg, read, leaf, tsIdx, inside, hour, fn, st); err != nil {
 			return err
 		}
@@ -220,14 +243,16 @@ func scanRowGroup(ctx context.Context, fr *pqarrow.FileReader, f *File, rg int, 
 				c.Cols[i] = rec.Column(q)
 			}
 		}
-		ts, ok := c.Cols[tsIdx].(interface{ TimestampValues() []arrow.Timestamp })
-		if !ok {
-			return fmt.Errorf("source: %s: timestamp column is %s", f.Name, c.Cols[tsIdx].DataType())
+		if c.Cols[tsIdx] != nil {
+			ts, ok := c.Cols[tsIdx].(interface{ TimestampValues() []arrow.Timestamp })
+			if !ok {
+				return fmt.Errorf("source: %s: timestamp column is %s", f.Name, c.Cols[tsIdx].DataType())
+			}
+			if u := c.Cols[tsIdx].DataType().(*arrow.TimestampType).Unit; u != arrow.Microsecond {
+				return fmt.Errorf("source: %s: timestamp unit %s, want us", f.Name, u)
+			}
+			c.Timestamp = ts.TimestampValues()
 		}
-		if u := c.Cols[tsIdx].DataType().(*arrow.TimestampType).Unit; u != arrow.Microsecond {
-			return fmt.Errorf("source: %s: timestamp unit %s, want us", f.Name, u)
-		}
-		c.Timestamp = ts.TimestampValues()
 		atomic.AddInt64(&st.Rows, int64(c.Rows))
 		if err := fn(c); err != nil {
 			return err
@@ -240,7 +265,7 @@ func scanRowGroup(ctx context.Context, fr *pqarrow.FileReader, f *File, rg int, 
 }
 
 // tsStats returns the row group's timestamp range from its statistics.
-func tsStats(rg *metadata.RowGroupMetaData, col int) (min, max time.Time, ok bool) {
+func tsStats(rg *metadata.RowGroupMetaData, col int) (lo, hi time.Time, ok bool) {
 	cc, err := rg.ColumnChunk(col)
 	if err != nil {
 		return

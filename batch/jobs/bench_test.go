@@ -1,0 +1,173 @@
+package jobs
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lambdalog/lambdalog/batch/batchtest"
+	"github.com/lambdalog/lambdalog/batch/chload"
+	"github.com/lambdalog/lambdalog/batch/reports"
+	"github.com/lambdalog/lambdalog/batch/source"
+	"github.com/lambdalog/lambdalog/internal/chdb"
+	"github.com/lambdalog/lambdalog/internal/chtest"
+	"github.com/lambdalog/lambdalog/internal/storage"
+	"github.com/lambdalog/lambdalog/schemas"
+	"github.com/lambdalog/lambdalog/schemas/metrics"
+)
+
+// BenchmarkNightly generates LAMBDALOG_BENCH_EVENTS (default 10,000,000)
+// events of one day as Parquet (local backend, once per run), then
+// measures side by side: the Go report engine (a single-column count, one
+// group-by report, the whole nightly set), load-events into ClickHouse,
+// and ClickHouse computing the same nightly queries with GROUP BY over the
+// loaded tables. The last reports the Go/ClickHouse time ratio.
+//
+//	go test -run '^$' -bench Nightly -benchtime 3x -timeout 60m ./batch/jobs
+func BenchmarkNightly(b *testing.B) {
+	n := 10_000_000
+	if s := os.Getenv("LAMBDALOG_BENCH_EVENTS"); s != "" {
+		n, _ = strconv.Atoi(s)
+	}
+	ctx := context.Background()
+	// LAMBDALOG_BENCH_DIR keeps the generated dataset between runs (it is
+	// regenerated when its marker does not name the same event count).
+	dir := os.Getenv("LAMBDALOG_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	fsys, err := storage.Open(ctx, "file://"+dir, storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	day := time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC)
+	end := day.Add(24 * time.Hour)
+	marker := filepath.Join(dir, "_generated")
+	if m, _ := os.ReadFile(marker); string(m) != strconv.Itoa(n) {
+		for _, ds := range reports.ReportDatasets() {
+			if err := fsys.RemoveAll(ctx, ds); err != nil {
+				b.Fatal(err)
+			}
+		}
+		t0 := time.Now()
+		counts, err := batchtest.WriteGenerated(ctx, fsys, batchtest.NewGen(1, 5000), n, day, end, [4]int{4, 3, 1, 3}, batchtest.WriteOptions{RowGroupRows: 1 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("generated %d events in %s: %v", n, time.Since(t0).Round(time.Second), counts)
+		if err := os.WriteFile(marker, []byte(strconv.Itoa(n)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	src := &source.Layout{FS: fsys, Datasets: reports.ReportDatasets()}
+	cores := float64(runtime.GOMAXPROCS(0))
+	opts := reports.Options{Workers: runtime.GOMAXPROCS(0)}
+	files := map[string][]source.File{}
+	for _, ds := range reports.ReportDatasets() {
+		if files[ds], err = src.Files(ctx, ds, day, end); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perCore := func(b *testing.B, rows int64) {
+		s := b.Elapsed().Seconds()
+		b.ReportMetric(float64(rows)*float64(b.N)/s, "rows/s")
+		b.ReportMetric(float64(rows)*float64(b.N)/s/cores, "rows/s/core")
+	}
+	runQ := func(b *testing.B, ds string, qs []reports.Query) {
+		b.ReportAllocs()
+		var rows int64
+		for i := 0; i < b.N; i++ {
+			_, st, err := reports.Run(ctx, fsys, files[ds], day, end, qs, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows = st.RowsRead
+		}
+		perCore(b, rows)
+	}
+	b.Run("go/count-single-column", func(b *testing.B) {
+		runQ(b, schemas.DatasetFirewall, []reports.Query{{Name: "by_action", Dataset: schemas.DatasetFirewall, Keys: []string{"event_action"},
+			Measures: []reports.Measure{{Name: "n", Kind: reports.CountRows}}}})
+	})
+	b.Run("go/group-by-ip-hour", func(b *testing.B) {
+		m, _ := metrics.Lookup(metrics.SSHFailedLoginsPerSourceHour)
+		runQ(b, schemas.DatasetAuth, []reports.Query{reports.FromMetric(m)})
+	})
+	var goNs float64
+	b.Run("go/nightly-reports", func(b *testing.B) {
+		b.ReportAllocs()
+		var rows int64
+		for i := 0; i < b.N; i++ {
+			out, err := reports.Compute(ctx, src, fsys, day, end, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows = out.RowsRead
+		}
+		perCore(b, rows)
+		goNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+
+	srv := chtest.Shared(b)
+	db, err := chdb.Open(ctx, srv.DSN("lambdalog_bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	l := chload.New(db, nil)
+	if _, err := l.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("clickhouse/load-events", func(b *testing.B) {
+		var rows int64
+		for i := 0; i < b.N; i++ {
+			rows = 0
+			for _, ds := range reports.ReportDatasets() {
+				st, err := l.LoadEvents(ctx, fsys, ds, files[ds], day, end, runtime.GOMAXPROCS(0))
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows += st.RowsWritten
+			}
+		}
+		if rows != int64(n) {
+			b.Fatalf("loaded %d rows, want %d", rows, n)
+		}
+		perCore(b, rows)
+	})
+	b.Run("clickhouse/nightly-reports", func(b *testing.B) {
+		var sqls []string
+		for _, ds := range reports.ReportDatasets() {
+			for _, q := range reports.DatasetQueries(ds) {
+				s, err := reports.SQL(q, chload.EventTable(ds), day, end)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sqls = append(sqls, s)
+			}
+		}
+		for i := 0; i < b.N; i++ {
+			for _, s := range sqls {
+				rows, err := db.Query(ctx, s)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for rows.Next() {
+				}
+				if err := rows.Err(); err != nil {
+					b.Fatal(err)
+				}
+				rows.Close()
+			}
+		}
+		perCore(b, int64(n))
+		chNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		if goNs > 0 {
+			b.ReportMetric(goNs/chNs, "go/ch-time-ratio")
+		}
+	})
+}
