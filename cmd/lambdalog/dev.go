@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/term"
 
+	"github.com/lambdalog/lambdalog/batch/jobs"
+	"github.com/lambdalog/lambdalog/batch/scheduler"
 	"github.com/lambdalog/lambdalog/internal/broker"
 	"github.com/lambdalog/lambdalog/internal/chserver"
 	"github.com/lambdalog/lambdalog/internal/config"
@@ -78,6 +80,8 @@ type devStatus struct {
 	chVersion  string
 	chErr      string
 	layers     map[string]string // layer -> state ("running", "not built", "failed: ...")
+	// lastBatch describes the newest batch run, once the batch layer runs.
+	lastBatch func(ctx context.Context) string
 }
 
 func (s *devStatus) set(f func(s *devStatus)) {
@@ -108,6 +112,8 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	defer b.Close()
 	e.cfg.Kafka.Brokers = []string{b.Addr()}
+	// One metrics server for the whole dev process; the layers add none.
+	e.cfg.Batch.HTTP = ""
 	e.cfg.Dataset.URL = "file://" + filepath.ToSlash(filepath.Join(abs, "dataset"))
 	st.set(func(s *devStatus) { s.brokerAddr = b.Addr() })
 	log.Info("embedded broker up", "addr", b.Addr(), "data", filepath.Join(abs, "kafka"))
@@ -139,7 +145,7 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		log.Info("clickhouse up", "dsn", ch.DSN("lambdalog"), "version", v)
 	}
 
-	for _, layer := range []string{"realtime", "consume", "batch", "serve"} {
+	for _, layer := range []string{"realtime", "consume", "serve"} {
 		st.layers[layer] = "not built"
 	}
 
@@ -187,6 +193,18 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	for _, s := range e.cfg.Topics.Sources {
 		sources = append(sources, s.Topic)
 	}
+	if ch != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runDevBatch(runCtx, e, st); err != nil && runCtx.Err() == nil {
+				fail("batch", err)
+			}
+		}()
+	} else {
+		st.set(func(s *devStatus) { s.layers["batch"] = "off (no clickhouse)" })
+	}
+
 	statusLoop(runCtx, e.stdout, b.Addr(), sources, st, o.statusEvery)
 	cancel()
 	wg.Wait()
@@ -195,6 +213,31 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	log.Info("dev platform stopped")
 	return nil
+}
+
+// runDevBatch runs the batch scheduler on the dev dataset and ClickHouse,
+// and reports its newest run for the status line.
+func runDevBatch(ctx context.Context, e *env, st *devStatus) error {
+	be, err := openBatch(ctx, e)
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	st.set(func(s *devStatus) {
+		s.layers["batch"] = "running"
+		s.lastBatch = func(ctx context.Context) string {
+			runs, err := be.history.List(ctx, scheduler.Query{Limit: 1})
+			if err != nil {
+				return "unknown (" + err.Error() + ")"
+			}
+			if len(runs) == 0 {
+				return "none yet"
+			}
+			r := runs[0]
+			return fmt.Sprintf("%s %s %s", r.Job, r.Status, r.Finished.Local().Format("15:04:05"))
+		}
+	})
+	return batchSchedule(ctx, e, be, jobs.New(be.deps))
 }
 
 // runDevGen feeds the platform generated traffic, attacks included, at
@@ -276,6 +319,14 @@ func statusLoop(ctx context.Context, w io.Writer, brokerAddr string, sources []s
 		}
 		lastIn, last = in, now
 		line := formatStatus(st, brokerState, brokerAddr, in, rate)
+		st.mu.Lock()
+		lastBatch := st.lastBatch
+		st.mu.Unlock()
+		if lastBatch != nil {
+			qctx, cancel := context.WithTimeout(ctx, every)
+			line += " | last batch: " + lastBatch(qctx)
+			cancel()
+		}
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)
 		} else {
@@ -295,7 +346,7 @@ func formatStatus(st *devStatus, brokerState, brokerAddr string, in int64, rate 
 		ch = "up " + st.chVersion
 	}
 	var notBuilt []string
-	for _, l := range []string{"realtime", "consume", "batch", "serve"} {
+	for _, l := range []string{"realtime", "consume", "serve"} {
 		if st.layers[l] == "not built" {
 			notBuilt = append(notBuilt, l)
 		}
