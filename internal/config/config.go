@@ -142,12 +142,15 @@ type Schedule struct {
 
 // Serve configures the serving API and dashboard.
 type Serve struct {
-	Listen         string `yaml:"listen" doc:"listen address of the API and dashboard"`
-	Token          Secret `yaml:"token" doc:"bearer token required on /api and the dashboard"`
-	TokenFile      string `yaml:"token_file" doc:"file holding the bearer token"`
-	InsecureNoAuth bool   `yaml:"insecure_no_auth" doc:"serve without a token (development only)"`
-	TLSCertFile    string `yaml:"tls_cert_file" doc:"PEM certificate; enables HTTPS with tls_key_file"`
-	TLSKeyFile     string `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+	Listen         string   `yaml:"listen" doc:"listen address of the API and dashboard"`
+	Token          Secret   `yaml:"token" doc:"bearer token required on /api and the dashboard"`
+	TokenFile      string   `yaml:"token_file" doc:"file holding the bearer token"`
+	InsecureNoAuth bool     `yaml:"insecure_no_auth" doc:"serve without a token (development only)"`
+	TLSCertFile    string   `yaml:"tls_cert_file" doc:"PEM certificate; enables HTTPS with tls_key_file"`
+	TLSKeyFile     string   `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+	RealtimeURL    string   `yaml:"realtime_url" doc:"base URL of the speed layer's HTTP API (alert stream, live windows) proxied to the dashboard; http:// + realtime.http when empty"`
+	QueryTimeout   Duration `yaml:"query_timeout" doc:"longest a report or series query may run in ClickHouse"`
+	MaxRows        int      `yaml:"max_rows" doc:"most rows a report returns; larger results are an error, not silently cut"`
 }
 
 // Log configures structured logging.
@@ -210,7 +213,7 @@ func Default() *Config {
 			RetryBackoff:    Duration(30 * time.Second),
 			HTTP:            "127.0.0.1:9466",
 		},
-		Serve: Serve{Listen: "127.0.0.1:8080"},
+		Serve: Serve{Listen: "127.0.0.1:8080", QueryTimeout: Duration(30 * time.Second), MaxRows: 100_000},
 		Log:   Log{Format: "text", Level: "info"},
 	}
 }
