@@ -304,10 +304,10 @@ func (c *Catalog) Run(ctx context.Context, q Querier, name string, raw map[strin
 	return res, nil
 }
 
-// quoteString renders s as a ClickHouse string literal. Backslash and the
+// QuoteString renders s as a ClickHouse string literal. Backslash and the
 // single quote are the only characters with meaning inside '...'; both are
 // escaped, so the literal always ends where it should.
-func quoteString(s string) string {
+func QuoteString(s string) string {
 	var b strings.Builder
 	b.Grow(len(s) + 2)
 	b.WriteByte('\'')

@@ -136,7 +136,7 @@ SELECT 1 FROM t WHERE d >= {from} AND n < {limit} AND ip = {ip} AND u = {user} A
 		if err != nil {
 			t.Fatalf("%q: %v", user, err)
 		}
-		lit := quoteString(user)
+		lit := QuoteString(user)
 		if !strings.Contains(sql, "u = "+lit+" AND ds = 'auth'") {
 			t.Errorf("%q rendered as %s", user, sql)
 		}

@@ -143,7 +143,7 @@ func (v Value) literal(mod string) string {
 	case TypeInt:
 		return itoa(v.n)
 	default:
-		return quoteString(v.s)
+		return QuoteString(v.s)
 	}
 }
 

@@ -82,24 +82,34 @@ func (f *Fixture) Days() (string, string) {
 	return f.From.Format(time.DateOnly), f.To.Format(time.DateOnly)
 }
 
-// Load builds a fixture in a new database of srv (chtest.Shared or Start).
-func Load(t testing.TB, srv *chserver.Server, o Options) *Fixture {
+// NewDB creates a database of its own on srv for this test, connected.
+func NewDB(t testing.TB, srv *chserver.Server) (*chdb.DB, string) {
 	t.Helper()
-	o.defaults()
-	ctx := context.Background()
 	dsn := srv.DSN(chtest.NewDatabase(t, srv))
-	db, err := chdb.Open(ctx, dsn)
+	db, err := chdb.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db, dsn
+}
+
+// Load builds a fixture in a new database of srv (chtest.Shared or Start):
+// records generated, written as Parquet and loaded by the batch jobs for
+// every day they span.
+func Load(t testing.TB, srv *chserver.Server, o Options) *Fixture {
+	t.Helper()
+	o.defaults()
+	ctx := context.Background()
+	db, dsn := NewDB(t, srv)
 	recs, truth, err := Generate(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := &Fixture{DB: db, DSN: dsn, Records: recs, Truth: truth}
-	f.From, f.To = dayRange(recs)
-	if err := f.loadThroughBatch(ctx, t.TempDir()); err != nil {
+	f.From, f.To = DayRange(recs)
+	from, to := f.Days()
+	if err := RunBatch(ctx, db, recs, t.TempDir(), from, to); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -156,7 +166,8 @@ func Generate(ctx context.Context, o Options) ([]schemas.Record, *gen.Truth, err
 	return recs, truth, nil
 }
 
-func dayRange(recs []schemas.Record) (time.Time, time.Time) {
+// DayRange returns the first and last UTC days of the records.
+func DayRange(recs []schemas.Record) (time.Time, time.Time) {
 	var lo, hi time.Time
 	for _, r := range recs {
 		t := r.EventTime().UTC()
@@ -170,23 +181,26 @@ func dayRange(recs []schemas.Record) (time.Time, time.Time) {
 	return lo.Truncate(24 * time.Hour), hi.Truncate(24 * time.Hour)
 }
 
-// loadThroughBatch writes the records as the consumer would and runs the
-// batch jobs over every day, as `lambdalog batch backfill` does.
-func (f *Fixture) loadThroughBatch(ctx context.Context, dir string) error {
+// RunBatch writes records as Parquet under dir (as the consumer would) and
+// runs the batch jobs (load-events, then reports) for the UTC days from..to
+// (YYYY-MM-DD, inclusive), as 'lambdalog batch backfill' does, recording
+// each run in the history. Records outside those days are written but not
+// loaded.
+func RunBatch(ctx context.Context, db *chdb.DB, records []schemas.Record, dir, from, to string) error {
 	fsys, err := storage.Open(ctx, "file://"+dir, storage.Options{})
 	if err != nil {
 		return err
 	}
 	defer fsys.Close()
-	if _, err := batchtest.WriteLayout(ctx, fsys, f.Records, batchtest.WriteOptions{}); err != nil {
+	if _, err := batchtest.WriteLayout(ctx, fsys, records, batchtest.WriteOptions{}); err != nil {
 		return err
 	}
-	l := chload.New(f.DB, nil)
+	l := chload.New(db, nil)
 	if _, err := l.Migrate(ctx); err != nil {
 		return err
 	}
 	deps := jobs.Deps{FS: fsys, Source: &source.Layout{FS: fsys, Datasets: chload.EventDatasets()}, Loader: l, Workers: 1}
-	ex, err := scheduler.NewExecutor(scheduler.ExecOptions{History: chload.NewHistory(f.DB), Attempts: 1})
+	ex, err := scheduler.NewExecutor(scheduler.ExecOptions{History: chload.NewHistory(db), Attempts: 1})
 	if err != nil {
 		return err
 	}
@@ -194,12 +208,11 @@ func (f *Fixture) loadThroughBatch(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	from, to := f.Days()
 	plan, err := jobs.PlanDays(all, time.UTC, from, to, -1)
 	if err != nil {
 		return err
 	}
-	if _, err := jobs.Execute(ctx, ex, plan, jobs.ExecOptions{}); err != nil {
+	if _, err := jobs.Execute(ctx, ex, plan, jobs.ExecOptions{Force: true}); err != nil {
 		return fmt.Errorf("querytest: batch jobs: %w", err)
 	}
 	return nil
