@@ -1,0 +1,396 @@
+package consumer
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/lambdalog/lambdalog/internal/storage"
+	"github.com/lambdalog/lambdalog/schemas/parse"
+)
+
+// Source is one input topic and the format of its lines.
+type Source struct {
+	Topic  string
+	Format string
+}
+
+// Options configure a Consumer.
+type Options struct {
+	FS storage.FS
+	// Client are the franz-go options that reach the cluster (brokers,
+	// TLS, SASL); the consumer adds its group options.
+	Client  []kgo.Opt
+	Group   string
+	Sources []Source
+	Writer  WriterOptions
+	// Parse configures the parsers (reference time, source timezone).
+	Parse parse.Options
+	// A partition's buffer is committed when it holds RollRecords records
+	// or RollBytes bytes of input, or its oldest record is RollInterval old.
+	RollRecords  int64
+	RollBytes    int64
+	RollInterval time.Duration
+	Logger       *slog.Logger
+	// Registerer receives the consumer's metrics (nil: none).
+	Registerer prometheus.Registerer
+	// Hook is called between the steps of the commit protocol (tests).
+	Hook func(step string) error
+}
+
+// Consumer reads the source topics in a consumer group and writes them to
+// the dataset exactly once.
+type Consumer struct {
+	o       Options
+	parsers map[string]parse.Parser
+	formats map[string]string
+	log     *slog.Logger
+	m       *metrics
+
+	mu      sync.Mutex
+	writers map[tp]*PartitionWriter
+
+	files   atomic.Int64
+	records atomic.Int64
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+type metrics struct {
+	records     *prometheus.CounterVec
+	quarantined *prometheus.CounterVec
+	files       prometheus.Counter
+	commits     prometheus.Counter
+	fenced      prometheus.Counter
+	commitSecs  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		records:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_consumer_records_total", Help: "Records committed to the dataset, by dataset."}, []string{"dataset"}),
+		quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_consumer_quarantined_total", Help: "Lines quarantined, by reason."}, []string{"reason"}),
+		files:       prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_files_committed_total", Help: "Parquet files committed."}),
+		commits:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_commits_total", Help: "Commit log entries published."}),
+		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_fenced_total", Help: "Partitions this process lost to another writer."}),
+		commitSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalog_consumer_commit_seconds", Help: "Time to write and publish one commit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.commitSecs)
+	}
+	return m
+}
+
+// New checks the options and prepares the parsers.
+func New(o Options) (*Consumer, error) {
+	if o.FS == nil || o.Group == "" || len(o.Sources) == 0 {
+		return nil, errors.New("consumer: FS, Group and Sources are required")
+	}
+	if o.RollRecords <= 0 {
+		o.RollRecords = 1_000_000
+	}
+	if o.RollBytes <= 0 {
+		o.RollBytes = 128 << 20
+	}
+	if o.RollInterval <= 0 {
+		o.RollInterval = time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c := &Consumer{o: o, parsers: map[string]parse.Parser{}, formats: map[string]string{}, log: o.Logger,
+		m: newMetrics(o.Registerer), writers: map[tp]*PartitionWriter{}}
+	for _, s := range o.Sources {
+		p, err := parse.New(s.Format, o.Parse)
+		if err != nil {
+			return nil, fmt.Errorf("consumer: topic %s: %w", s.Topic, err)
+		}
+		c.parsers[s.Topic], c.formats[s.Topic] = p, s.Format
+	}
+	if _, err := o.Writer.withDefaults().codec(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// FilesCommitted is the number of Parquet files this consumer published.
+func (c *Consumer) FilesCommitted() int64 { return c.files.Load() }
+
+// RecordsCommitted is the number of records this consumer published.
+func (c *Consumer) RecordsCommitted() int64 { return c.records.Load() }
+
+func newEpoch() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Run consumes until ctx ends, then commits what it buffered and leaves the
+// group. It returns nil after a clean stop.
+func (c *Consumer) Run(ctx context.Context) error {
+	topics := make([]string, 0, len(c.o.Sources))
+	for _, s := range c.o.Sources {
+		topics = append(topics, s.Topic)
+	}
+	opts := append([]kgo.Opt{}, c.o.Client...)
+	opts = append(opts,
+		kgo.ConsumerGroup(c.o.Group),
+		kgo.ConsumeTopics(topics...),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The dataset, not Kafka, says where to resume: claim each newly
+		// assigned partition and start from its committed next offset.
+		kgo.AdjustFetchOffsetsFn(c.assign),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+			c.release(ctx, revoked, true)
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+			c.release(ctx, lost, false)
+		}),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("consumer: kafka client: %w", err)
+	}
+	defer cl.Close()
+
+	var runErr error
+	for ctx.Err() == nil {
+		pollCtx, cancel := context.WithTimeout(ctx, pollWait(c.o.RollInterval))
+		fetches := cl.PollRecords(pollCtx, 50_000)
+		cancel()
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				c.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		if err := c.absorb(fetches); err != nil {
+			runErr = err
+			cl.AllowRebalance()
+			break
+		}
+		if err := c.commitDue(ctx, cl, false); err != nil {
+			runErr = err
+			cl.AllowRebalance()
+			break
+		}
+		cl.AllowRebalance()
+	}
+	// A clean stop publishes what is buffered, so nothing is re-read.
+	if runErr == nil {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		runErr = c.commitDue(stopCtx, cl, true)
+		cancel()
+	}
+	cl.LeaveGroup()
+	return runErr
+}
+
+func pollWait(roll time.Duration) time.Duration {
+	if roll < time.Second {
+		return roll
+	}
+	return time.Second
+}
+
+// assign claims every newly assigned partition and answers the offsets to
+// fetch from: the next offset of its commit log.
+func (c *Consumer) assign(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	out := make(map[string]map[int32]kgo.Offset, len(offsets))
+	for topic, parts := range offsets {
+		out[topic] = make(map[int32]kgo.Offset, len(parts))
+		for p := range parts {
+			w, err := c.claim(ctx, topic, p)
+			if err != nil {
+				return nil, err
+			}
+			out[topic][p] = kgo.NewOffset().At(w.Next())
+		}
+	}
+	return out, nil
+}
+
+func (c *Consumer) claim(ctx context.Context, topic string, p int32) (*PartitionWriter, error) {
+	l := NewLog(c.o.FS, topic, p)
+	l.hook = c.o.Hook
+	var claim Entry
+	var err error
+	for attempt := 0; ; attempt++ {
+		claim, err = l.Claim(ctx, newEpoch())
+		if err == nil || attempt == 4 || !storage.IsRetryable(err) {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer: claim %s/%d: %w", topic, p, err)
+	}
+	w := NewPartitionWriter(c.o.FS, l, claim, c.o.Writer)
+	c.mu.Lock()
+	c.writers[tp{topic, p}] = w
+	c.mu.Unlock()
+	c.log.Info("partition claimed", "topic", topic, "partition", p, "resume_at", claim.Next, "seq", claim.Seq, "epoch", claim.Epoch)
+	return w, nil
+}
+
+// release gives up partitions: on revocation what is buffered is still
+// ours and is published; on loss it is dropped unpublished.
+func (c *Consumer) release(ctx context.Context, parts map[string][]int32, publish bool) {
+	for topic, ps := range parts {
+		for _, p := range ps {
+			k := tp{topic, p}
+			c.mu.Lock()
+			w := c.writers[k]
+			delete(c.writers, k)
+			c.mu.Unlock()
+			if w == nil {
+				continue
+			}
+			if publish {
+				if err := c.commit(ctx, k, w); err == nil {
+					continue
+				}
+			}
+			if err := w.Abort(ctx); err != nil {
+				c.log.Warn("abort partition", "topic", topic, "partition", p, "err", err)
+			}
+		}
+	}
+}
+
+func (c *Consumer) absorb(fetches kgo.Fetches) error {
+	var err error
+	fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+		if err != nil || len(ftp.Records) == 0 {
+			return
+		}
+		c.mu.Lock()
+		w := c.writers[tp{ftp.Topic, ftp.Partition}]
+		c.mu.Unlock()
+		if w == nil {
+			return // not ours (fenced or released): the owner writes it
+		}
+		parser, format := c.parsers[ftp.Topic], c.formats[ftp.Topic]
+		now := time.Now().UTC()
+		for _, r := range ftp.Records {
+			if r.Offset < w.Next() {
+				continue // before the commit point: already in the dataset
+			}
+			rec, perr := parser.Parse(r.Value)
+			if perr != nil {
+				q := parse.Quarantine(r.Value, format, perr)
+				// Partition by the Kafka time, not the time of quarantine,
+				// so a re-read lands in the same place.
+				q.Base.Timestamp = r.Timestamp.UTC()
+				rec = q
+				c.m.quarantined.WithLabelValues(q.Reason).Inc()
+			}
+			cm := rec.Common()
+			cm.KafkaTopic, cm.KafkaPartition, cm.KafkaOffset = r.Topic, r.Partition, r.Offset
+			cm.KafkaTimestamp, cm.IngestTime = r.Timestamp.UTC(), now
+			if aerr := w.Add(rec, r.Offset, len(r.Value)); aerr != nil {
+				err = aerr
+				return
+			}
+		}
+	})
+	return err
+}
+
+// commitDue publishes every partition whose buffer is due (all of them when
+// force is set).
+func (c *Consumer) commitDue(ctx context.Context, cl *kgo.Client, force bool) error {
+	c.mu.Lock()
+	due := map[tp]*PartitionWriter{}
+	for k, w := range c.writers {
+		n, b, since := w.Buffered()
+		if n == 0 {
+			continue
+		}
+		if force || n >= c.o.RollRecords || b >= c.o.RollBytes || time.Since(since) >= c.o.RollInterval {
+			due[k] = w
+		}
+	}
+	c.mu.Unlock()
+	committed := map[string]map[int32]kgo.EpochOffset{}
+	for k, w := range due {
+		err := c.commit(ctx, k, w)
+		if errors.Is(err, ErrFenced) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if committed[k.topic] == nil {
+			committed[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		committed[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: w.Next()}
+	}
+	if len(committed) > 0 && cl != nil {
+		// For lag monitoring only: resume positions come from the dataset.
+		cl.CommitOffsets(ctx, committed, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				c.log.Debug("group offset commit (monitoring only) failed", "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// commit publishes one partition's buffer, retrying transient storage
+// failures. A fenced partition is dropped: its new owner resumes it.
+func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
+	start := time.Now()
+	var e Entry
+	var ok bool
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		e, ok, err = w.Commit(ctx)
+		if err == nil || errors.Is(err, ErrFenced) || !storage.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		c.log.Warn("commit failed, retrying", "topic", k.topic, "partition", k.partition, "attempt", attempt+1, "err", err)
+		time.Sleep(time.Duration(attempt+1) * 250 * time.Millisecond)
+	}
+	if errors.Is(err, ErrFenced) {
+		c.m.fenced.Inc()
+		c.log.Warn("partition fenced: another writer owns it; dropping it", "topic", k.topic, "partition", k.partition, "err", err)
+		c.mu.Lock()
+		if c.writers[k] == w {
+			delete(c.writers, k)
+		}
+		c.mu.Unlock()
+		_ = w.Abort(ctx)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: commit %s/%d: %w", k.topic, k.partition, err)
+	}
+	if !ok {
+		return nil
+	}
+	c.m.commits.Inc()
+	c.m.commitSecs.Observe(time.Since(start).Seconds())
+	c.m.files.Add(float64(len(e.Files)))
+	c.files.Add(int64(len(e.Files)))
+	c.records.Add(e.Records)
+	for _, f := range e.Files {
+		c.m.records.WithLabelValues(f.Dataset).Add(float64(f.Rows))
+	}
+	c.log.Debug("committed", "topic", k.topic, "partition", k.partition, "seq", e.Seq, "start", e.Start, "next", e.Next, "files", len(e.Files))
+	return nil
+}
