@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,8 +204,18 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 				fail("batch", err)
 			}
 		}()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := runDevServe(runCtx, e, st); err != nil && runCtx.Err() == nil {
+				fail("serve", err)
+			}
+		}()
 	} else {
-		st.set(func(s *devStatus) { s.layers["batch"] = "off (no clickhouse)" })
+		st.set(func(s *devStatus) {
+			s.layers["batch"] = "off (no clickhouse)"
+			s.layers["serve"] = "off (no clickhouse)"
+		})
 	}
 
 	statusLoop(runCtx, e.stdout, b.Addr(), sources, st, o.statusEvery)
@@ -238,6 +251,40 @@ func runDevBatch(ctx context.Context, e *env, st *devStatus) error {
 		}
 	})
 	return batchSchedule(ctx, e, be, jobs.New(be.deps))
+}
+
+// runDevServe runs the serving API and dashboard on serve.listen (a free
+// port when that one is taken) with the configured token or a random one,
+// and prints the dashboard URL with the token.
+func runDevServe(ctx context.Context, e *env, st *devStatus) error {
+	tok, err := e.cfg.Serve.BearerToken()
+	if err != nil {
+		return err
+	}
+	if tok == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		tok = hex.EncodeToString(b)
+	}
+	e.cfg.Serve.InsecureNoAuth = false
+	e.cfg.Serve.TLSCertFile, e.cfg.Serve.TLSKeyFile = "", ""
+	ln, err := net.Listen("tcp", e.cfg.Serve.Listen)
+	if err != nil {
+		e.log.Info("serve.listen is taken; using a free port", "listen", e.cfg.Serve.Listen, "err", err)
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	l, err := startServe(ctx, e, ln, tok)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	fmt.Fprintf(e.stdout, "dashboard: http://%s/?token=%s\n", ln.Addr(), tok)
+	st.set(func(s *devStatus) { s.layers["serve"] = "running" })
+	return l.wait()
 }
 
 // runDevGen feeds the platform generated traffic, attacks included, at
