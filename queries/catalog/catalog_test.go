@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -255,5 +256,23 @@ func TestWriteFormats(t *testing.T) {
 	}
 	if err := r.Write(&b, "xml"); err == nil {
 		t.Error("xml accepted")
+	}
+}
+
+// TestDocsListEveryReport keeps docs/queries.md in step with the catalog.
+func TestDocsListEveryReport(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/queries.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range mustCatalog(t).Reports() {
+		if !strings.Contains(string(doc), "### `"+r.Name+"`") {
+			t.Errorf("docs/queries.md has no section for report %s", r.Name)
+		}
+		for _, p := range r.Params {
+			if !strings.Contains(string(doc), "`"+p.Name+"` "+string(p.Type)) {
+				t.Errorf("docs/queries.md does not document parameter %s of %s", p.Name, r.Name)
+			}
+		}
 	}
 }
