@@ -80,3 +80,10 @@ func alert(id, rule, severity, ip string) map[string]any {
 		"value": 7, "threshold": 5, "value_precision": "exact", "event_count": 7, "suppressed_count": 0,
 	}
 }
+
+// httptestServer serves s on a loopback port for the benchmark's life.
+func httptestServer(b *testing.B, s *Server) string {
+	ts := httptest.NewServer(s.Handler())
+	b.Cleanup(ts.Close)
+	return ts.URL
+}
