@@ -25,6 +25,7 @@ import (
 	"github.com/lambdalog/lambdalog/queries"
 	"github.com/lambdalog/lambdalog/queries/catalog"
 	"github.com/lambdalog/lambdalog/queries/querytest"
+	"github.com/lambdalog/lambdalog/realtime/alert"
 	"github.com/lambdalog/lambdalog/schemas"
 )
 
@@ -87,8 +88,9 @@ func TestQueryCommand(t *testing.T) {
 }
 
 // sseServer is a stand-in for the speed layer's HTTP API (the realtime
-// service): /api/alerts/stream sends every alert given to send as
-// documented alert JSON, /api/windows/top answers live windows.
+// service, not landed yet): /api/alerts/stream sends every alert given to
+// send (realtime/alert.Alert JSON) as an SSE event, /api/windows/top
+// answers live windows.
 type sseServer struct {
 	*httptest.Server
 	mu      sync.Mutex
@@ -275,8 +277,16 @@ func TestServeDashboardInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	alert := `{"event_id":"e2e0000000000000000000000000001","event_kind":"alert","event_type":"start","@timestamp":"2026-03-02T00:05:00Z","rule_id":"port_scan","rule_name":"Port scan","severity":"high","severity_id":4,"key_fields":["source_ip"],"key_values":["198.19.66.6"],"value":30,"threshold":20}`
-	if n := speed.send(alert); n == 0 {
+	a := alert.Alert{ID: "e2e0000000000000000000000000001", Kind: "alert", Type: "start", Timestamp: time.Date(2026, 3, 2, 0, 5, 0, 0, time.UTC),
+		RuleID: "port_scan", RuleName: "Port scan", RuleKind: "value_count", Severity: "high", SeverityID: 4, Datasets: []string{"firewall"},
+		KeyFields: []string{"source_ip"}, KeyValues: []string{"198.19.66.6"}, Aggregate: "distinct", AggregateField: "destination_port",
+		Value: 30, Threshold: 20, Precision: "exact", EventCount: 31}
+	ab, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertJSON := string(ab)
+	if n := speed.send(alertJSON); n == 0 {
 		t.Fatal("no stream client connected to the speed layer")
 	}
 	wctx, wcancel := context.WithTimeout(bctx, 2*time.Second)
