@@ -42,7 +42,9 @@ type Options struct {
 	RollRecords  int64
 	RollBytes    int64
 	RollInterval time.Duration
-	Logger       *slog.Logger
+	// SessionTimeout is the group session timeout (default 10s).
+	SessionTimeout time.Duration
+	Logger         *slog.Logger
 	// Registerer receives the consumer's metrics (nil: none).
 	Registerer prometheus.Registerer
 	// Hook is called between the steps of the commit protocol (tests).
@@ -108,6 +110,9 @@ func New(o Options) (*Consumer, error) {
 	if o.RollInterval <= 0 {
 		o.RollInterval = time.Minute
 	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 10 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -148,6 +153,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	opts := append([]kgo.Opt{}, c.o.Client...)
 	opts = append(opts,
 		kgo.ConsumerGroup(c.o.Group),
+		kgo.SessionTimeout(c.o.SessionTimeout),
+		kgo.HeartbeatInterval(c.o.SessionTimeout/5),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),

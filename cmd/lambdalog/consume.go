@@ -1,9 +1,125 @@
 package main
 
-// consumeCommand is not built yet: its layer has not landed. Replace this file
-// with the real subcommand when it does.
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lambdalog/lambdalog/consumer"
+	"github.com/lambdalog/lambdalog/internal/config"
+	"github.com/lambdalog/lambdalog/internal/kafkaconf"
+	"github.com/lambdalog/lambdalog/internal/obs"
+	"github.com/lambdalog/lambdalog/internal/storage"
+	"github.com/lambdalog/lambdalog/schemas/parse"
+)
+
 func consumeCommand() *command {
-	return notBuilt("consume", "write every event exactly once to Parquet in the master dataset",
-		"lambdalog consume [--group G]",
-		"the exactly-once Kafka -> Parquet consumer (issue: exactly-once consumer)")
+	var group, httpAddr string
+	return &command{
+		name:    "consume",
+		summary: "write every event exactly once to Parquet in the master dataset",
+		usage:   "lambdalog consume [--group G] [--http ADDR]",
+		long: `Reads every source topic (topics.sources, each with its parser format) in a
+consumer group, parses each line (lines no parser accepts go to the
+quarantine dataset with the reason, in the same commit as their neighbours)
+and writes Parquet files into <dataset>/dt=YYYY-MM-DD/hour=HH/ of the master
+dataset (dataset.url: local disk or HDFS). The Kafka offsets are stored in
+the dataset with the files, in one atomic step per commit, so crashes,
+restarts and rebalances never lose or duplicate a record; see
+docs/exactly-once.md. Files roll at dataset.roll_records, roll_bytes or
+roll_interval, whichever comes first.
+
+Serves /metrics, /healthz and /readyz on --http. SIGINT or SIGTERM commits
+what is buffered and leaves the group; exit 0 after a clean stop.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&group, "group", "", "consumer `GROUP` (default consumer.group)")
+			fs.StringVar(&httpAddr, "http", "", "`ADDR` of /metrics, /healthz and /readyz (default consumer.http)")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 0 {
+				return usagef("unexpected arguments %v", args)
+			}
+			if group != "" {
+				e.cfg.Consumer.Group = group
+			}
+			if httpAddr == "" {
+				httpAddr = e.cfg.Consumer.HTTP
+			}
+			reg := obs.NewRegistry()
+			c, fsys, err := newConsumer(ctx, e, reg)
+			if err != nil {
+				return err
+			}
+			defer fsys.Close()
+			wait, err := observe(ctx, e, httpAddr, reg, map[string]obs.Check{
+				"kafka":   func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
+				"dataset": func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
+			})
+			if err != nil {
+				return err
+			}
+			e.log.Info("consumer started", "group", e.cfg.Consumer.Group, "dataset", e.cfg.Dataset.URL)
+			err = c.Run(ctx)
+			werr := wait()
+			e.log.Info("consumer stopped", "files", c.FilesCommitted(), "records", c.RecordsCommitted())
+			return errors.Join(err, werr)
+		},
+	}
+}
+
+// openDataset opens the configured dataset through the storage interface.
+func openDataset(ctx context.Context, e *env) (storage.FS, error) {
+	fsys, err := storage.Open(ctx, e.cfg.Dataset.URL, batchStorageOptions(e))
+	if err != nil {
+		return nil, fmt.Errorf("open dataset %s: %w", e.cfg.Dataset.URL, err)
+	}
+	return fsys, nil
+}
+
+// newConsumer builds the exactly-once consumer from the configuration.
+func newConsumer(ctx context.Context, e *env, reg prometheus.Registerer) (*consumer.Consumer, storage.FS, error) {
+	loc, err := time.LoadLocation(e.cfg.Dataset.Timezone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dataset.timezone: %w", err)
+	}
+	kopts, err := kafkaconf.ClientOptions(e.cfg.Kafka)
+	if err != nil {
+		return nil, nil, err
+	}
+	fsys, err := openDataset(ctx, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := consumer.New(consumer.Options{
+		FS:      fsys,
+		Client:  kopts,
+		Group:   e.cfg.Consumer.Group,
+		Sources: consumerSources(e.cfg.Topics),
+		Writer: consumer.WriterOptions{Location: loc, Compression: e.cfg.Dataset.Compression,
+			WatermarkLag: e.cfg.Realtime.MaxOutOfOrder.D()},
+		Parse:          parse.Options{Location: time.UTC},
+		RollRecords:    int64(e.cfg.Dataset.RollRecords),
+		RollBytes:      e.cfg.Dataset.RollBytes,
+		RollInterval:   e.cfg.Dataset.RollInterval.D(),
+		SessionTimeout: e.cfg.Consumer.SessionTimeout.D(),
+		Logger:         e.log,
+		Registerer:     reg,
+	})
+	if err != nil {
+		fsys.Close()
+		return nil, nil, err
+	}
+	return c, fsys, nil
+}
+
+func consumerSources(t config.Topics) []consumer.Source {
+	out := make([]consumer.Source, 0, len(t.Sources))
+	for _, s := range t.Sources {
+		out = append(out, consumer.Source{Topic: s.Topic, Format: s.Format})
+	}
+	return out
 }

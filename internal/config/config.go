@@ -104,6 +104,8 @@ type ClickHouse struct {
 type Consumer struct {
 	Group string `yaml:"group" doc:"consumer group (for partition assignment and lag monitoring only)"`
 	HTTP  string `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz"`
+	// A killed consumer's partitions move to the survivors after this.
+	SessionTimeout Duration `yaml:"session_timeout" doc:"group session timeout: how soon a dead consumer's partitions are reassigned"`
 }
 
 // Realtime configures the speed layer.
@@ -190,7 +192,7 @@ func Default() *Config {
 			},
 		},
 		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog"},
-		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464"},
+		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second)},
 		Realtime: Realtime{
 			HTTP:                "127.0.0.1:9465",
 			Group:               "lambdalog-realtime",

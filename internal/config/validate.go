@@ -149,6 +149,7 @@ func (c *Config) Validate() []Problem {
 			add(key, err.Error())
 		}
 	}
+	positive(&ps, "consumer.session_timeout", int64(c.Consumer.SessionTimeout))
 	if c.Consumer.Group == "" {
 		add("consumer.group", "empty group")
 	}
