@@ -136,4 +136,3 @@ func TestConsumeSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("%d records, %d SIGKILLs: every offset exactly once\n%s", total, kills, out)
 }
-

@@ -85,6 +85,10 @@ type devStatus struct {
 	layers     map[string]string // layer -> state ("running", "not built", "failed: ...")
 	// lastBatch describes the newest batch run, once the batch layer runs.
 	lastBatch func(ctx context.Context) string
+	// files counts the Parquet files the consumer committed.
+	files func() int64
+	// dashboard is the dashboard URL, once serve runs.
+	dashboard string
 }
 
 func (s *devStatus) set(f func(s *devStatus)) {
@@ -117,6 +121,8 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	e.cfg.Kafka.Brokers = []string{b.Addr()}
 	// One metrics server for the whole dev process; the layers add none.
 	e.cfg.Batch.HTTP = ""
+	// Data becomes visible in seconds in dev, not at production roll sizes.
+	e.cfg.Dataset.RollInterval = config.Duration(10 * time.Second)
 	e.cfg.Dataset.URL = "file://" + filepath.ToSlash(filepath.Join(abs, "dataset"))
 	st.set(func(s *devStatus) { s.brokerAddr = b.Addr() })
 	log.Info("embedded broker up", "addr", b.Addr(), "data", filepath.Join(abs, "kafka"))
@@ -148,7 +154,7 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		log.Info("clickhouse up", "dsn", ch.DSN("lambdalog"), "version", v)
 	}
 
-	for _, layer := range []string{"realtime", "consume", "serve"} {
+	for _, layer := range []string{"realtime", "serve"} {
 		st.layers[layer] = "not built"
 	}
 
@@ -196,6 +202,13 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	for _, s := range e.cfg.Topics.Sources {
 		sources = append(sources, s.Topic)
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runDevConsume(runCtx, e, st); err != nil && runCtx.Err() == nil {
+			fail("consume", err)
+		}
+	}()
 	if ch != nil {
 		wg.Add(1)
 		go func() {
@@ -226,6 +239,21 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	log.Info("dev platform stopped")
 	return nil
+}
+
+// runDevConsume runs the exactly-once consumer into the dev dataset.
+func runDevConsume(ctx context.Context, e *env, st *devStatus) error {
+	cfg := *e
+	c, fsys, err := newConsumer(ctx, &cfg, nil)
+	if err != nil {
+		return err
+	}
+	defer fsys.Close()
+	st.set(func(s *devStatus) {
+		s.layers["consume"] = "running"
+		s.files = c.FilesCommitted
+	})
+	return c.Run(ctx)
 }
 
 // runDevBatch runs the batch scheduler on the dev dataset and ClickHouse,
@@ -282,8 +310,9 @@ func runDevServe(ctx context.Context, e *env, st *devStatus) error {
 		ln.Close()
 		return err
 	}
-	fmt.Fprintf(e.stdout, "dashboard: http://%s/?token=%s\n", ln.Addr(), tok)
-	st.set(func(s *devStatus) { s.layers["serve"] = "running" })
+	url := fmt.Sprintf("http://%s/?token=%s", ln.Addr(), tok)
+	fmt.Fprintf(e.stdout, "dashboard: %s\n", url)
+	st.set(func(s *devStatus) { s.layers["serve"] = "running"; s.dashboard = url })
 	return l.wait()
 }
 
@@ -374,6 +403,11 @@ func statusLoop(ctx context.Context, w io.Writer, brokerAddr string, sources []s
 			line += " | last batch: " + lastBatch(qctx)
 			cancel()
 		}
+		st.mu.Lock()
+		if st.dashboard != "" {
+			line += " | dashboard " + st.dashboard
+		}
+		st.mu.Unlock()
 		if tty {
 			fmt.Fprintf(w, "\r\033[K%s", line)
 		} else {
@@ -393,12 +427,15 @@ func formatStatus(st *devStatus, brokerState, brokerAddr string, in int64, rate 
 		ch = "up " + st.chVersion
 	}
 	var notBuilt []string
-	for _, l := range []string{"realtime", "consume", "serve"} {
+	for _, l := range []string{"realtime", "serve"} {
 		if st.layers[l] == "not built" {
 			notBuilt = append(notBuilt, l)
 		}
 	}
 	s := fmt.Sprintf("broker %s %s | clickhouse %s | in %.0f ev/s (%d total)", brokerState, brokerAddr, ch, rate, in)
+	if st.files != nil {
+		s += fmt.Sprintf(" | files %d", st.files())
+	}
 	if len(notBuilt) > 0 {
 		s += " | not built: " + strings.Join(notBuilt, ",")
 	}
