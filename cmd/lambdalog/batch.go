@@ -197,7 +197,10 @@ func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
 	if n > 0 {
 		e.log.Info("applied ClickHouse migrations", "count", n, "database", db.Database(), "server", db.Version().String())
 	}
-	src := &source.Layout{FS: fsys, Location: dsLoc, Datasets: chload.EventDatasets()}
+	// The consumer's commit log is the manifest and the watermark; a
+	// dataset without one (copied in by hand) is read by its layout.
+	src := &source.Committed{FS: fsys, Location: dsLoc,
+		Fallback: &source.Layout{FS: fsys, Location: dsLoc, Datasets: chload.EventDatasets()}}
 	return &batchEnv{fs: fsys, db: db, history: chload.NewHistory(db),
 		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log}}, nil
 }
