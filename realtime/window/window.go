@@ -489,7 +489,13 @@ func (s *Store) prune(ks *keyState) {
 		return
 	}
 	if ks.d != nil {
-		ks.d.expire(ks.slots[j].idx, ks)
+		// Values whose last occurrence is in a dropped slot go with it;
+		// when every slot is dropped, every value goes.
+		upto := ks.slots[len(ks.slots)-1].idx + 1
+		if j < len(ks.slots) {
+			upto = ks.slots[j].idx
+		}
+		ks.d.expire(upto, ks)
 	}
 	copy(ks.slots, ks.slots[j:])
 	ks.slots = ks.slots[:len(ks.slots)-j]
