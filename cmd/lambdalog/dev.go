@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,8 @@ type devStatus struct {
 	lastBatch func(ctx context.Context) string
 	// files counts the Parquet files the consumer committed.
 	files func() int64
+	// alerts counts the alerts the speed layer committed.
+	alerts func() int64
 	// dashboard is the dashboard URL, once serve runs.
 	dashboard string
 }
@@ -154,7 +157,7 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		log.Info("clickhouse up", "dsn", ch.DSN("lambdalog"), "version", v)
 	}
 
-	for _, layer := range []string{"realtime", "serve"} {
+	for _, layer := range []string{"serve"} {
 		st.layers[layer] = "not built"
 	}
 
@@ -202,6 +205,30 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	for _, s := range e.cfg.Topics.Sources {
 		sources = append(sources, s.Topic)
 	}
+	// The speed layer's alert stream listens before serve starts, so serve
+	// can proxy it to the dashboard.
+	rt, err := newRealtime(e, nil)
+	if err != nil {
+		return fmt.Errorf("dev: realtime: %w", err)
+	}
+	rtLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("dev: realtime: %w", err)
+	}
+	e.cfg.Serve.RealtimeURL = "http://" + rtLn.Addr().String()
+	rtMux := http.NewServeMux()
+	rtMux.Handle("GET /api/alerts/stream", rt.Hub())
+	rtSrv := &http.Server{Handler: rtMux, ReadHeaderTimeout: 5 * time.Second}
+	go rtSrv.Serve(rtLn)
+	defer rtSrv.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st.set(func(s *devStatus) { s.layers["realtime"] = "running"; s.alerts = rt.Alerts })
+		if err := rt.Run(runCtx); err != nil && runCtx.Err() == nil {
+			fail("realtime", err)
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -427,12 +454,15 @@ func formatStatus(st *devStatus, brokerState, brokerAddr string, in int64, rate 
 		ch = "up " + st.chVersion
 	}
 	var notBuilt []string
-	for _, l := range []string{"realtime", "serve"} {
+	for _, l := range []string{"serve"} {
 		if st.layers[l] == "not built" {
 			notBuilt = append(notBuilt, l)
 		}
 	}
 	s := fmt.Sprintf("broker %s %s | clickhouse %s | in %.0f ev/s (%d total)", brokerState, brokerAddr, ch, rate, in)
+	if st.alerts != nil {
+		s += fmt.Sprintf(" | alerts %d", st.alerts())
+	}
 	if st.files != nil {
 		s += fmt.Sprintf(" | files %d", st.files())
 	}
