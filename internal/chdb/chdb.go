@@ -23,6 +23,9 @@ import (
 )
 
 // DB is a connection pool to one ClickHouse server or cluster endpoint.
+//
+// It is a driver.Conn whose Exec and PrepareBatch guard against the two
+// statement shapes that break on ClickHouse 18.16 (see Exec).
 type DB struct {
 	driver.Conn
 	database string
@@ -39,9 +42,75 @@ func (v Version) AtLeast(major, minor int) bool {
 	return v.Major > major || (v.Major == major && v.Minor >= minor)
 }
 
+// Feature is a server capability that DDL or queries may depend on.
+type Feature int
+
+const (
+	// FeatureLowCardinality is LowCardinality(T) without the experimental
+	// setting; before 19.3 it needs allow_experimental_low_cardinality_type
+	// (LowCardinalitySettings adds it).
+	FeatureLowCardinality Feature = iota + 1
+	// FeatureTTL is column and table TTL expressions (19.6).
+	FeatureTTL
+	// FeatureDateTime64 is the DateTime64 type (20.1).
+	FeatureDateTime64
+)
+
+// minVersion is the first release with each feature.
+var minVersion = map[Feature]Version{
+	FeatureLowCardinality: {19, 3, 0},
+	FeatureTTL:            {19, 6, 0},
+	FeatureDateTime64:     {20, 1, 0},
+}
+
+// Supports reports whether the server has feature f. Unknown features are
+// unsupported.
+func (v Version) Supports(f Feature) bool {
+	m, ok := minVersion[f]
+	return ok && v.AtLeast(m.Major, m.Minor)
+}
+
+// Option tunes Open.
+type Option func(*clickhouse.Options)
+
+// WithSettings adds server settings sent with every query.
+func WithSettings(s clickhouse.Settings) Option {
+	return func(o *clickhouse.Options) {
+		if o.Settings == nil {
+			o.Settings = clickhouse.Settings{}
+		}
+		for k, v := range s {
+			o.Settings[k] = v
+		}
+	}
+}
+
+// WithReadTimeout bounds the wait for each read from the server (default
+// 5 minutes; a long INSERT ... SELECT sends nothing until it ends).
+func WithReadTimeout(d time.Duration) Option {
+	return func(o *clickhouse.Options) { o.ReadTimeout = d }
+}
+
+// WithMaxOpenConns caps the pool (default 10). Each parallel batch holds
+// one connection until Send.
+func WithMaxOpenConns(n int) Option {
+	return func(o *clickhouse.Options) {
+		o.MaxOpenConns = n
+		if o.MaxIdleConns > n {
+			o.MaxIdleConns = n
+		}
+	}
+}
+
 // Open connects to the DSN (clickhouse://user:pass@host:port/db), creating
-// the database when it does not exist, and reads the server version.
-func Open(ctx context.Context, dsn string) (*DB, error) {
+// the database when it does not exist, and reads the server version once.
+// It uses the native protocol with LZ4 compression (unless the DSN sets
+// compress), a 10 s dial timeout and a 5 min read timeout; opts override.
+//
+// The native protocol is the only one that works with 18.16: clickhouse-go's
+// HTTP protocol sends the setting client_protocol_version, which 18.16
+// rejects ("Unknown setting").
+func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("chdb: parse DSN: %w", err)
@@ -50,17 +119,28 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if db == "" {
 		db = "default"
 	}
-	opts, err := clickhouse.ParseDSN(dsn)
+	o, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("chdb: parse DSN: %w", err)
 	}
-	// Connect to "default" first: the target database may not exist yet.
-	opts.Auth.Database = "default"
-	if opts.DialTimeout == 0 {
-		opts.DialTimeout = 10 * time.Second
+	if o.Protocol != clickhouse.Native {
+		return nil, fmt.Errorf("chdb: DSN %s: only the native protocol (clickhouse://) is supported", u.Redacted())
 	}
-	opts.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
-	conn, err := clickhouse.Open(opts)
+	// Connect to "default" first: the target database may not exist yet.
+	o.Auth.Database = "default"
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 10 * time.Second
+	}
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = 5 * time.Minute
+	}
+	if o.Compression == nil {
+		o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	conn, err := clickhouse.Open(o)
 	if err != nil {
 		return nil, fmt.Errorf("chdb: open %s: %w", u.Host, err)
 	}
@@ -71,7 +151,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	var v string
 	if err := conn.QueryRow(ctx, "SELECT version()").Scan(&v); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("chdb: version: %w", err)
+		return nil, fmt.Errorf("chdb: version of %s: %w", u.Host, err)
 	}
 	ver, err := parseVersion(v)
 	if err != nil {
@@ -84,12 +164,43 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("chdb: create database %s: %w", db, err)
 		}
 		conn.Close()
-		opts.Auth.Database = db
-		if conn, err = clickhouse.Open(opts); err != nil {
+		o.Auth.Database = db
+		if conn, err = clickhouse.Open(o); err != nil {
 			return nil, fmt.Errorf("chdb: open %s/%s: %w", u.Host, db, err)
 		}
 	}
 	return &DB{Conn: conn, database: db, version: ver}, nil
+}
+
+// ErrInsertData means Exec was given an INSERT that carries its data in the
+// statement (VALUES or FORMAT) or expects data blocks.
+var ErrInsertData = errors.New("chdb: INSERT with inline data (VALUES/FORMAT) hangs on ClickHouse 18.16's native protocol; use Insert or PrepareBatch, or INSERT ... SELECT")
+
+// Exec runs a statement that returns no rows. It refuses INSERTs carrying
+// VALUES or FORMAT data on every server version: 18.16 answers such an
+// INSERT on the native protocol by waiting for data blocks the driver never
+// sends, so the call would hang until its deadline and leave the
+// connection busy; refusing everywhere keeps code tested on a current
+// server from hanging on 18.16.
+func (db *DB) Exec(ctx context.Context, query string, args ...any) error {
+	if k := insertKind(query); k == insertData || k == insertBare {
+		return fmt.Errorf("%w: %s", ErrInsertData, abbrev(query))
+	}
+	return db.Conn.Exec(ctx, query, args...)
+}
+
+// PrepareBatch starts a column-wise batch insert. The statement must name
+// its columns ("INSERT INTO t (a, b, c)"), so a column added by a later
+// migration cannot shift values into the wrong column.
+func (db *DB) PrepareBatch(ctx context.Context, query string, opts ...driver.PrepareBatchOption) (driver.Batch, error) {
+	if !namesColumns(query) {
+		return nil, fmt.Errorf("chdb: prepare %s: name the columns, as in INSERT INTO t (a, b)", abbrev(query))
+	}
+	b, err := db.Conn.PrepareBatch(ctx, query, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("chdb: prepare %s: %w", abbrev(query), err)
+	}
+	return b, nil
 }
 
 // Database is the database this DB uses.
@@ -98,11 +209,15 @@ func (db *DB) Database() string { return db.database }
 // Version is the server's version.
 func (db *DB) Version() Version { return db.version }
 
+// Supports reports whether the server has feature f.
+func (db *DB) Supports(f Feature) bool { return db.version.Supports(f) }
+
 // LowCardinalitySettings returns the query settings that allow
-// LowCardinality columns on this server (18.x needs an experimental flag;
-// 19.x and later need none).
+// LowCardinality columns on this server: 18.x needs an experimental flag
+// (the type became production-ready in 19.3); later releases need none.
+// Pass them with clickhouse.Context(ctx, clickhouse.WithSettings(...)).
 func (db *DB) LowCardinalitySettings() clickhouse.Settings {
-	if db.version.AtLeast(19, 0) {
+	if db.Supports(FeatureLowCardinality) {
 		return nil
 	}
 	return clickhouse.Settings{"allow_experimental_low_cardinality_type": 1}
@@ -134,11 +249,14 @@ func QuoteIdent(s string) string {
 
 // Migration is one versioned schema change. SQL may hold several statements
 // separated by ";\n" lines, run once, in order. Data goes in with
-// INSERT ... SELECT, never INSERT ... VALUES (see Insert).
+// INSERT ... SELECT, never INSERT ... VALUES (see Exec).
 type Migration struct {
+	// Version orders migrations; it is the key in the migrations table.
 	Version int
-	Name    string
-	SQL     string
+	// Name is for people reading the table and errors.
+	Name string
+	// SQL is checksummed: editing an applied migration is an error.
+	SQL string
 }
 
 func (m Migration) checksum() string {
@@ -153,6 +271,12 @@ var ErrChecksum = errors.New("chdb: applied migration changed")
 // "schema_migrations") in version order and records each. A recorded
 // migration whose SQL has changed is an error naming it: applied DDL is
 // history, and changes need a new migration.
+//
+// ClickHouse DDL is not transactional, so a migration that fails halfway
+// keeps its earlier statements and is not recorded; a re-run starts it from
+// the top. Keep migrations to one statement, or make every statement
+// re-runnable (IF NOT EXISTS, IF EXISTS). Two processes migrating one
+// database at once can both apply a migration: run Migrate from one place.
 func Migrate(ctx context.Context, db *DB, table string, migrations []Migration) (applied int, err error) {
 	t := QuoteIdent(table)
 	if err := db.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+t+` (
@@ -197,8 +321,8 @@ func Migrate(ctx context.Context, db *DB, table string, migrations []Migration) 
 			continue
 		}
 		for _, stmt := range splitStatements(m.SQL) {
-			if isInsertValues(stmt) {
-				return applied, fmt.Errorf("chdb: migration %d %q: INSERT ... VALUES hangs on the native protocol of ClickHouse 18.16; use INSERT ... SELECT", m.Version, m.Name)
+			if k := insertKind(stmt); k == insertData || k == insertBare {
+				return applied, fmt.Errorf("chdb: migration %d %q: %w; write INSERT ... SELECT", m.Version, m.Name, ErrInsertData)
 			}
 			if err := db.Exec(clickhouse.Context(ctx, clickhouse.WithSettings(db.LowCardinalitySettings())), stmt); err != nil {
 				return applied, fmt.Errorf("chdb: migration %d %q: %w", m.Version, m.Name, err)
@@ -213,9 +337,146 @@ func Migrate(ctx context.Context, db *DB, table string, migrations []Migration) 
 	return applied, nil
 }
 
-func isInsertValues(stmt string) bool {
-	u := strings.ToUpper(stmt)
-	return strings.HasPrefix(strings.TrimSpace(u), "INSERT") && strings.Contains(u, " VALUES")
+type insertShape int
+
+const (
+	notInsert    insertShape = iota
+	insertSelect             // INSERT ... SELECT/WITH: no client data
+	insertData               // INSERT ... VALUES/FORMAT: data in the statement
+	insertBare               // INSERT INTO t (cols): expects data blocks
+)
+
+// insertKind classifies a statement by what follows INSERT INTO table and
+// its optional column list. It is a scanner, not a parser: enough to tell
+// the shapes apart without being fooled by a column named "values".
+func insertKind(stmt string) insertShape {
+	sc := scanner{s: stmt}
+	if !strings.EqualFold(sc.word(), "INSERT") || !strings.EqualFold(sc.word(), "INTO") {
+		return notInsert
+	}
+	name := sc.word()
+	if strings.EqualFold(name, "TABLE") {
+		name = sc.word()
+	}
+	if strings.EqualFold(name, "FUNCTION") {
+		sc.word()
+		sc.parens()
+	}
+	sc.parens()
+	switch strings.ToUpper(sc.word()) {
+	case "":
+		return insertBare
+	case "VALUES", "FORMAT":
+		return insertData
+	default:
+		return insertSelect
+	}
+}
+
+// namesColumns reports whether an INSERT names its columns.
+func namesColumns(stmt string) bool {
+	sc := scanner{s: stmt}
+	if !strings.EqualFold(sc.word(), "INSERT") || !strings.EqualFold(sc.word(), "INTO") {
+		return false
+	}
+	if name := sc.word(); strings.EqualFold(name, "TABLE") {
+		sc.word()
+	}
+	return sc.parens()
+}
+
+// scanner walks SQL words: identifiers (with dots and backquotes), skipping
+// spaces and comments.
+type scanner struct {
+	s string
+	i int
+}
+
+func (sc *scanner) space() {
+	for sc.i < len(sc.s) {
+		switch {
+		case strings.ContainsRune(" \t\r\n", rune(sc.s[sc.i])):
+			sc.i++
+		case strings.HasPrefix(sc.s[sc.i:], "--"):
+			if j := strings.IndexByte(sc.s[sc.i:], '\n'); j >= 0 {
+				sc.i += j + 1
+			} else {
+				sc.i = len(sc.s)
+			}
+		case strings.HasPrefix(sc.s[sc.i:], "/*"):
+			if j := strings.Index(sc.s[sc.i+2:], "*/"); j >= 0 {
+				sc.i += j + 4
+			} else {
+				sc.i = len(sc.s)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// word returns the next identifier-like word ("" at a symbol or the end).
+func (sc *scanner) word() string {
+	sc.space()
+	start := sc.i
+	for sc.i < len(sc.s) {
+		c := sc.s[sc.i]
+		switch {
+		case c == '`' || c == '"':
+			sc.quoted(c)
+		case c == '_' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80:
+			sc.i++
+		default:
+			return sc.s[start:sc.i]
+		}
+	}
+	return sc.s[start:]
+}
+
+func (sc *scanner) quoted(q byte) {
+	for sc.i++; sc.i < len(sc.s); sc.i++ {
+		switch sc.s[sc.i] {
+		case '\\':
+			sc.i++
+		case q:
+			sc.i++
+			return
+		}
+	}
+}
+
+// parens skips one balanced (...) group and reports whether there was one.
+func (sc *scanner) parens() bool {
+	sc.space()
+	if sc.i >= len(sc.s) || sc.s[sc.i] != '(' {
+		return false
+	}
+	depth := 0
+	for sc.i < len(sc.s) {
+		switch c := sc.s[sc.i]; c {
+		case '`', '"', '\'':
+			sc.quoted(c)
+			continue
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				sc.i++
+				return true
+			}
+		}
+		sc.i++
+	}
+	return true
+}
+
+func abbrev(q string) string {
+	q = strings.Join(strings.Fields(q), " ")
+	if len(q) > 120 {
+		q = q[:117] + "..."
+	}
+	return strconv.Quote(q)
 }
 
 func splitStatements(sql string) []string {
@@ -228,23 +489,23 @@ func splitStatements(sql string) []string {
 	return out
 }
 
-// Insert sends rows as one native-protocol batch. The statement must name
-// its columns ("INSERT INTO t (a, b)") and carry no VALUES: 18.16 waits for
-// data blocks after an INSERT on the native protocol, so inline VALUES with
-// bound parameters would hang.
+// Insert sends rows (one []any per row, in column order) as one
+// native-protocol batch, for small writes; bulk loads keep a PrepareBatch
+// open and Append column values directly. The statement must name its
+// columns ("INSERT INTO t (a, b)") and carry no VALUES (see Exec).
 func Insert(ctx context.Context, db *DB, insert string, rows ...[]any) error {
 	batch, err := db.PrepareBatch(ctx, insert)
 	if err != nil {
-		return fmt.Errorf("chdb: prepare %q: %w", insert, err)
+		return err
 	}
-	for _, r := range rows {
+	for i, r := range rows {
 		if err := batch.Append(r...); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("chdb: append: %w", err)
+			return fmt.Errorf("chdb: append row %d to %s: %w", i, abbrev(insert), err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("chdb: send %q: %w", insert, err)
+		return fmt.Errorf("chdb: send %s: %w", abbrev(insert), err)
 	}
 	return nil
 }
