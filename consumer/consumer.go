@@ -190,7 +190,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			cl.AllowRebalance()
 			break
 		}
-		if err := c.commitDue(ctx, cl, false); err != nil {
+		// A commit that has started finishes even if a stop arrives
+		// meanwhile: abandoning it half-way only costs a re-read.
+		commitCtx, commitCancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		err := c.commitDue(commitCtx, cl, false)
+		commitCancel()
+		if err != nil {
 			runErr = err
 			cl.AllowRebalance()
 			break
