@@ -4,7 +4,14 @@
 //
 // It supports Debian's clickhouse-server 18.16 and current single-binary
 // releases (`clickhouse server`); the config it writes uses only settings
-// both understand.
+// both understand, and nothing is read from /etc/clickhouse-server.
+//
+// Observed with 18.16.1: it runs as root without complaint and without
+// changing file owners; a second server on a Dir in use exits at once
+// ("Cannot lock file .../data/status"); a taken port makes it exit with
+// "Address already in use" in error.log (Start picks new free ports and
+// retries); on SIGTERM it waits for running queries, hence Stop's SIGKILL
+// after a grace period.
 package chserver
 
 import (
@@ -41,7 +48,8 @@ type Options struct {
 	TCPPort, HTTPPort int
 	// StartTimeout bounds the wait for the server to answer (default 60s).
 	StartTimeout time.Duration
-	Logger       *slog.Logger
+	// Logger receives start and stop events; default: discard.
+	Logger *slog.Logger
 	// LookPath finds executables; tests replace it. Default exec.LookPath.
 	LookPath func(string) (string, error)
 }
@@ -139,9 +147,10 @@ func startOnce(ctx context.Context, o Options, argv []string) (*Server, error) {
 	args := append(argv[1:], "--config-file="+filepath.Join(o.Dir, "config.xml"))
 	cmd := exec.Command(argv[0], args...)
 	cmd.Dir = o.Dir
-	// Own process group, so Stop reaches any helper processes; killed when
-	// this process dies, so a crashed parent leaves no server behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Own process group, so Stop reaches any helper processes; on Linux
+	// also killed when this process dies, so a crashed parent leaves no
+	// server behind.
+	cmd.SysProcAttr = procAttr()
 	out, err := os.OpenFile(filepath.Join(o.Dir, "log", "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("chserver: %w", err)
@@ -161,7 +170,7 @@ func startOnce(ctx context.Context, o Options, argv []string) (*Server, error) {
 		_ = s.Stop(context.Background())
 		return nil, fmt.Errorf("%w\n--- clickhouse log tail ---\n%s", err, s.LogTail(30))
 	}
-	o.Logger.Debug("clickhouse ready", "tcp", s.TCPAddr(), "http", s.HTTPAddr(), "dir", o.Dir)
+	o.Logger.Debug("clickhouse started", "pid", cmd.Process.Pid, "tcp", s.TCPAddr(), "http", s.HTTPAddr(), "dir", o.Dir)
 	return s, nil
 }
 
@@ -232,8 +241,9 @@ func (s *Server) Version(ctx context.Context) (string, error) {
 }
 
 // Stop terminates the server: SIGTERM to its process group, then SIGKILL if
-// it has not exited when ctx ends (or after 20 s). It waits for the exit, so
-// no child is left running.
+// it has not exited when ctx ends (or after 20 s; the server waits for
+// running queries on SIGTERM). It waits for the exit, so no child is left
+// running. Later calls return the first call's result.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		pgid := -s.cmd.Process.Pid
@@ -242,13 +252,15 @@ func (s *Server) Stop(ctx context.Context) error {
 		defer grace.Stop()
 		select {
 		case <-s.done:
+			s.opts.Logger.Debug("clickhouse stopped", "pid", s.cmd.Process.Pid)
 			return
 		case <-ctx.Done():
 		case <-grace.C:
 		}
 		_ = syscall.Kill(pgid, syscall.SIGKILL)
 		<-s.done
-		s.stopErr = errors.New("chserver: server did not stop on SIGTERM; killed")
+		s.stopErr = fmt.Errorf("chserver: server %d did not stop on SIGTERM; killed", s.cmd.Process.Pid)
+		s.opts.Logger.Warn("clickhouse killed", "pid", s.cmd.Process.Pid)
 	})
 	return s.stopErr
 }
