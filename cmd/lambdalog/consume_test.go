@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/consumer"
+	"github.com/lambdalog/lambdalog/internal/hdfstest"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 	"github.com/lambdalog/lambdalog/internal/storage"
 )
@@ -25,10 +26,18 @@ func TestConsumeSurvivesSIGKILL(t *testing.T) {
 	if testing.Short() {
 		total = 200_000
 	}
-	const kills = 20
+	consumeSIGKILL(t, "file://"+t.TempDir(), total, 20)
+}
+
+// TestConsumeSurvivesSIGKILLOnHDFS is the same on the in-process HDFS,
+// shorter: the test server shares the two cores with everything else.
+func TestConsumeSurvivesSIGKILLOnHDFS(t *testing.T) {
+	srv := hdfstest.Start(t)
+	consumeSIGKILL(t, srv.URL()+"lambdalog", 100_000, 8)
+}
+
+func consumeSIGKILL(t *testing.T, datasetURL string, total, kills int) {
 	b := kafkatest.Start(t, kafkatest.Options{Topics: []string{"auth", "firewall", "ids", "web"}, Partitions: 3})
-	dataDir := t.TempDir()
-	datasetURL := "file://" + dataDir
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -84,7 +93,7 @@ func TestConsumeSurvivesSIGKILL(t *testing.T) {
 	}
 
 	// A final clean run catches up; stop it once everything is committed.
-	fsys, err := storage.Open(ctx, datasetURL, storage.Options{})
+	fsys, err := storage.Open(ctx, datasetURL, storage.Options{User: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
