@@ -104,6 +104,13 @@ func Shared(t testing.TB) *chserver.Server {
 		missing(t, shared.err)
 		t.Fatalf("chtest: %v", shared.err)
 	}
+	select {
+	case <-shared.srv.Done():
+		// An earlier test stopped or crashed it; say so instead of letting
+		// this test fail on a refused connection.
+		t.Fatalf("chtest: the shared ClickHouse server has exited; its log:\n%s", shared.srv.LogTail(40))
+	default:
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("clickhouse log tail:\n%s", shared.srv.LogTail(40))
