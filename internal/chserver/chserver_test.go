@@ -318,3 +318,23 @@ func TestStopKillsAfterGrace(t *testing.T) {
 		t.Errorf("a process of group %d is still running after Stop", pid)
 	}
 }
+
+// BenchmarkStartStop is the cost of one private server from a fresh Dir to
+// stopped: why test packages share one (chtest.Shared).
+func BenchmarkStartStop(b *testing.B) {
+	if _, err := chserver.FindBinary(nil); err != nil {
+		b.Skip(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		srv, err := chserver.Start(ctx, chserver.Options{Dir: b.TempDir()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Stop(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/server")
+}
