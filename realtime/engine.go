@@ -543,6 +543,85 @@ func (e *Engine) resolve(st *ruleState, wm int64, now time.Time, out []alert.Ale
 	return out
 }
 
+// KeyValue is one key's current window aggregate under one rule.
+type KeyValue struct {
+	Key   string
+	Value window.Value
+}
+
+// Top returns up to n keys of the windowed rule ruleID with the largest
+// current (frontier) window aggregate, largest first, ties by key. ok is
+// false when the rule does not exist or is a sequence rule. It costs a
+// pass over the rule's keys; it is meant for live views, not per event.
+func (e *Engine) Top(ruleID string, n int) (top []KeyValue, ok bool) {
+	var store *window.Store
+	for _, st := range e.states {
+		if st.rule.ID == ruleID {
+			store = st.store
+		}
+	}
+	if store == nil || n <= 0 {
+		return nil, store != nil
+	}
+	less := func(a, b KeyValue) bool { // a ranks below b
+		if a.Value.V != b.Value.V {
+			return a.Value.V < b.Value.V
+		}
+		return a.Key > b.Key
+	}
+	// A bounded min-heap keeps the n largest in O(keys log n).
+	h := make([]KeyValue, 0, min(n, 1024))
+	down := func(i int) {
+		for {
+			l, m := 2*i+1, i
+			if l < len(h) && less(h[l], h[m]) {
+				m = l
+			}
+			if r := l + 1; r < len(h) && less(h[r], h[m]) {
+				m = r
+			}
+			if m == i {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	store.Each(func(key string, v window.Value) bool {
+		kv := KeyValue{Key: key, Value: v}
+		if len(h) < n {
+			h = append(h, kv)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if !less(h[i], h[p]) {
+					break
+				}
+				h[i], h[p] = h[p], h[i]
+				i = p
+			}
+			return true
+		}
+		if less(h[0], kv) {
+			h[0] = kv
+			down(0)
+		}
+		return true
+	})
+	sort.Slice(h, func(i, j int) bool { return less(h[j], h[i]) })
+	return h, true
+}
+
+// Window returns key's window of the windowed rule ruleID that starts at
+// start (a multiple of the rule's slide), from the state still held.
+func (e *Engine) Window(ruleID, key string, start time.Time) (window.Value, bool) {
+	for _, st := range e.states {
+		if st.rule.ID == ruleID && st.store != nil {
+			return st.store.Query(key, start.UnixNano())
+		}
+	}
+	return window.Value{}, false
+}
+
 // Stats returns counters and per-rule state sizes.
 func (e *Engine) Stats() Stats {
 	s := e.stats

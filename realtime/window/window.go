@@ -639,6 +639,18 @@ func (s *Store) Details(ref int32, w Value, dst []Sample) (first, last int64, sa
 	return first, last, dst
 }
 
+// Each calls fn with every tracked key and its frontier window (the
+// earliest window holding the key's newest slice: its current aggregate),
+// in no particular order, until fn returns false. For live views
+// (top keys); the key string stays valid after Each returns.
+func (s *Store) Each(fn func(key string, v Value) bool) {
+	for key, ref := range s.keys {
+		if !fn(key, s.frontier(&s.st[ref])) {
+			return
+		}
+	}
+}
+
 // Key returns the key behind ref.
 func (s *Store) Key(ref int32) string { return s.st[ref].key }
 
