@@ -27,6 +27,7 @@ package window
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"time"
 
@@ -94,6 +95,11 @@ type Options struct {
 	// Samples is the number of recent event references kept per key.
 	// Zero means none.
 	Samples int
+	// Seed seeds the key hash (HashKey). Stores given the same seed
+	// accept the same precomputed hashes in AddHash, so a caller running
+	// several stores over the same key hashes each key once. The zero
+	// value means a fresh random seed.
+	Seed maphash.Seed
 }
 
 // Defaults for Options.
@@ -147,17 +153,28 @@ const none = -1
 
 type keyState struct {
 	key   string
+	kh    uint64 // HashKey(key)
 	slots []slot // ascending idx
-	head  int    // first slot of the frontier window
+	head  int32  // first slot of the frontier window
+	smpAt int32  // next sample to overwrite once smp is full
 	fs    int64  // frontier window start, slice index
 	max   int64  // newest slice
 	runN  int64  // events in the frontier window
 	runV  float64
 	d     *distinct
-	smp   []Sample
-	smpAt int
+	smp   []csample
 	prev  int32
 	next  int32
+}
+
+// csample is a Sample as kept per key: the topic as an index into the
+// store's topics, so the ring holds no pointers (the GC does not scan it
+// and writing it needs no write barrier).
+type csample struct {
+	topic     int32
+	partition int32
+	offset    int64
+	time      int64
 }
 
 // Store holds the windows of one aggregate for many keys. It is not safe
@@ -170,14 +187,17 @@ type Store struct {
 	n       int64 // size, slices
 	late    int64 // lateness, ns
 	keep    int   // slots kept behind the frontier window before forced pruning
-	keys    map[string]int32
+	seed    maphash.Seed
+	tab     keyTable
 	st      []keyState
 	free    []int32
 	lruHead int32
 	lruTail int32
 	wm      int64
 	stats   Stats
-	scratch []uint64
+	// topics interns the sample topics; lastTopic is the most recent.
+	topics    []string
+	lastTopic int32
 }
 
 func gcd(a, b int64) int64 {
@@ -233,11 +253,16 @@ func NewStore(spec Spec, opts Options) (*Store, error) {
 		q:       int64(spec.Slide) / g,
 		n:       int64(spec.Size) / g,
 		late:    int64(spec.Lateness),
-		keys:    map[string]int32{},
+		seed:    opts.Seed,
 		lruHead: none,
 		lruTail: none,
 		wm:      math.MinInt64,
 	}
+	if s.seed == (maphash.Seed{}) {
+		s.seed = maphash.MakeSeed()
+	}
+	s.tab.init(0)
+	s.lastTopic = none
 	s.keep = int(s.n + s.late/g + s.q + 2)
 	return s, nil
 }
@@ -248,12 +273,15 @@ func (s *Store) Spec() Spec { return s.spec }
 // Stats returns counters and the current number of keys.
 func (s *Store) Stats() Stats {
 	st := s.stats
-	st.Keys = len(s.keys)
+	st.Keys = s.tab.n
 	return st
 }
 
 // Len is the number of keys tracked.
-func (s *Store) Len() int { return len(s.keys) }
+func (s *Store) Len() int { return s.tab.n }
+
+// HashKey is the hash of key that AddHash expects, under the store's seed.
+func (s *Store) HashKey(key string) uint64 { return maphash.String(s.seed, key) }
 
 // frontierStart is the start slice of the earliest window containing
 // slice x.
@@ -277,10 +305,16 @@ func (s *Store) dead(x int64) bool {
 // Details, valid until the next Add or Advance. The caller has already
 // rejected events beyond the allowed lateness.
 func (s *Store) Add(key string, t int64, v float64, h uint64, sm Sample) (Value, int32) {
+	return s.AddHash(key, s.HashKey(key), t, v, h, sm)
+}
+
+// AddHash is Add with the key's hash already computed: kh must be
+// HashKey(key) of a store with the same Seed.
+func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm Sample) (Value, int32) {
 	x := FloorDiv(t, s.g)
-	ref, ok := s.keys[key]
-	if !ok {
-		ref = s.newKey(key, x)
+	ref := s.find(kh, key)
+	if ref < 0 {
+		ref = s.newKey(key, kh, x)
 	}
 	ks := &s.st[ref]
 	if x > ks.max {
@@ -330,11 +364,14 @@ func (s *Store) Add(key string, t int64, v float64, h uint64, sm Sample) (Value,
 		s.addDistinct(ks, x, h)
 	}
 	if s.opts.Samples > 0 {
+		c := csample{topic: s.topicID(sm.Topic), partition: sm.Partition, offset: sm.Offset, time: sm.Time}
 		if len(ks.smp) < s.opts.Samples {
-			ks.smp = append(ks.smp, sm)
+			ks.smp = append(ks.smp, c)
 		} else {
-			ks.smp[ks.smpAt] = sm
-			ks.smpAt = (ks.smpAt + 1) % len(ks.smp)
+			ks.smp[ks.smpAt] = c
+			if ks.smpAt++; int(ks.smpAt) == len(ks.smp) {
+				ks.smpAt = 0
+			}
 		}
 	}
 	// The frontier window dominates every window containing the newest
@@ -351,6 +388,23 @@ func (s *Store) Add(key string, t int64, v float64, h uint64, sm Sample) (Value,
 		}
 	}
 	return best, ref
+}
+
+// topicID interns a sample's topic. A store sees very few topics, and
+// almost always the same one as the event before.
+func (s *Store) topicID(topic string) int32 {
+	if s.lastTopic != none && s.topics[s.lastTopic] == topic {
+		return s.lastTopic
+	}
+	for i, t := range s.topics {
+		if t == topic {
+			s.lastTopic = int32(i)
+			return s.lastTopic
+		}
+	}
+	s.topics = append(s.topics, topic)
+	s.lastTopic = int32(len(s.topics) - 1)
+	return s.lastTopic
 }
 
 func (s *Store) frontier(ks *keyState) Value {
@@ -433,7 +487,7 @@ func (s *Store) slotFor(ks *keyState, x int64) int {
 	ks.slots = append(ks.slots, slot{})
 	copy(ks.slots[i+1:], ks.slots[i:])
 	ks.slots[i] = slot{idx: x}
-	if i < ks.head || (i == ks.head && x < ks.fs) {
+	if i < int(ks.head) || (i == int(ks.head) && x < ks.fs) {
 		ks.head++
 	}
 	return i
@@ -444,7 +498,7 @@ func (s *Store) slotFor(ks *keyState, x int64) int {
 func (s *Store) advance(ks *keyState, nfs int64) {
 	ks.fs = nfs
 	rescan := false
-	for ks.head < len(ks.slots) && ks.slots[ks.head].idx < nfs {
+	for int(ks.head) < len(ks.slots) && ks.slots[ks.head].idx < nfs {
 		sl := &ks.slots[ks.head]
 		ks.runN -= int64(sl.n)
 		switch s.spec.Op {
@@ -476,13 +530,13 @@ func (s *Store) advance(ks *keyState, nfs int64) {
 // prune drops slots before the frontier window that are dead, and, when a
 // key runs far ahead of the watermark, the oldest ones past s.keep.
 func (s *Store) prune(ks *keyState) {
-	j := 0
-	for j < ks.head && s.dead(ks.slots[j].idx) {
+	j, head := 0, int(ks.head)
+	for j < head && s.dead(ks.slots[j].idx) {
 		j++
 	}
-	if ks.head-j > s.keep {
-		s.stats.ForcedPrunes += uint64(ks.head - j - s.keep)
-		j = ks.head - s.keep
+	if head-j > s.keep {
+		s.stats.ForcedPrunes += uint64(head - j - s.keep)
+		j = head - s.keep
 	}
 	// Shift only when it pays: amortised O(1) per slot.
 	if j == 0 || (j < 8 && j*2 < len(ks.slots)) {
@@ -499,11 +553,11 @@ func (s *Store) prune(ks *keyState) {
 	}
 	copy(ks.slots, ks.slots[j:])
 	ks.slots = ks.slots[:len(ks.slots)-j]
-	ks.head -= j
+	ks.head -= int32(j)
 }
 
-func (s *Store) newKey(key string, x int64) int32 {
-	if len(s.keys) >= s.opts.MaxKeys && s.lruHead != none {
+func (s *Store) newKey(key string, kh uint64, x int64) int32 {
+	if s.tab.n >= s.opts.MaxKeys && s.lruHead != none {
 		s.stats.ForcedEvictions++
 		s.evict(s.lruHead)
 	}
@@ -518,7 +572,7 @@ func (s *Store) newKey(key string, x int64) int32 {
 	ks := &s.st[ref]
 	slots := ks.slots[:0]
 	smp := ks.smp[:0]
-	*ks = keyState{key: key, slots: slots, smp: smp, max: x, fs: s.frontierStart(x), prev: none, next: none}
+	*ks = keyState{kh: kh, slots: slots, smp: smp, max: x, fs: s.frontierStart(x), prev: none, next: none}
 	if cap(ks.slots) == 0 {
 		ks.slots = make([]slot, 0, 1)
 	}
@@ -528,7 +582,7 @@ func (s *Store) newKey(key string, x int64) int32 {
 	// The key string is cloned: the caller's may be a substring of a whole
 	// log line that would otherwise stay in memory.
 	ks.key = string(append(make([]byte, 0, len(key)), key...))
-	s.keys[ks.key] = ref
+	s.insert(kh, ref)
 	s.linkTail(ref)
 	return ref
 }
@@ -572,7 +626,7 @@ func (s *Store) touch(ref int32) {
 func (s *Store) evict(ref int32) {
 	s.unlink(ref)
 	ks := &s.st[ref]
-	delete(s.keys, ks.key)
+	s.remove(ks.kh, ref)
 	if ks.d != nil && ks.d.sk != nil {
 		s.stats.Sketches--
 	}
@@ -607,8 +661,8 @@ func (s *Store) Advance(wm int64) {
 // the slide), computed from the retained slices. ok is false when the key
 // is not tracked.
 func (s *Store) Query(key string, start int64) (Value, bool) {
-	ref, ok := s.keys[key]
-	if !ok {
+	ref := s.find(s.HashKey(key), key)
+	if ref < 0 {
 		return Value{}, false
 	}
 	return s.window(&s.st[ref], FloorDiv(start, s.g)), true
@@ -631,9 +685,9 @@ func (s *Store) Details(ref int32, w Value, dst []Sample) (first, last int64, sa
 	}
 	n := len(ks.smp)
 	for i := 0; i < n; i++ {
-		sm := ks.smp[(ks.smpAt+i)%n]
-		if sm.Time >= w.Start && sm.Time < w.End {
-			dst = append(dst, sm)
+		c := ks.smp[(int(ks.smpAt)+i)%n]
+		if c.time >= w.Start && c.time < w.End {
+			dst = append(dst, Sample{Topic: s.topics[c.topic], Partition: c.partition, Offset: c.offset, Time: c.time})
 		}
 	}
 	return first, last, dst
@@ -644,8 +698,12 @@ func (s *Store) Details(ref int32, w Value, dst []Sample) (first, last int64, sa
 // in no particular order, until fn returns false. For live views
 // (top keys); the key string stays valid after Each returns.
 func (s *Store) Each(fn func(key string, v Value) bool) {
-	for key, ref := range s.keys {
-		if !fn(key, s.frontier(&s.st[ref])) {
+	for _, sl := range s.tab.slots {
+		if sl.ref == 0 {
+			continue
+		}
+		ks := &s.st[sl.ref-1]
+		if !fn(ks.key, s.frontier(ks)) {
 			return
 		}
 	}

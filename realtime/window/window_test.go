@@ -225,7 +225,7 @@ func TestEvictionAndCaps(t *testing.T) {
 	if got := st.Stats().Evictions; got != 500 {
 		t.Fatalf("evictions %d, want 500", got)
 	}
-	ks := &st.st[st.keys["hot"]]
+	ks := &st.st[st.find(st.HashKey("hot"), "hot")]
 	if len(ks.slots) > 76 {
 		t.Fatalf("hot key holds %d slots, want <= 60 s + 5 s lateness + 2 s watermark lag + 8 awaiting a batched prune", len(ks.slots))
 	}

@@ -1,0 +1,56 @@
+package window
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKeyTableAgainstMap inserts and removes keys in random order with
+// hashes drawn from a tiny space (many equal homes and tags, long probe
+// runs that wrap around the end of the table) and checks every lookup
+// against a map after each step.
+func TestKeyTableAgainstMap(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 3))
+		const n = 300
+		s := &Store{st: make([]keyState, n)}
+		s.tab.init(0)
+		for i := range s.st {
+			// Homes cluster near the end of a 16-slot table, so runs wrap.
+			home := uint64(12 + rng.IntN(6))
+			if seed%2 == 0 {
+				home = uint64(rng.IntN(1 << 20))
+			}
+			s.st[i] = keyState{key: fmt.Sprint("k", i), kh: home | uint64(rng.IntN(3))<<32}
+		}
+		in := map[int32]bool{}
+		for step := 0; step < 4000; step++ {
+			ref := int32(rng.IntN(n))
+			ks := &s.st[ref]
+			if in[ref] {
+				s.remove(ks.kh, ref)
+				delete(in, ref)
+			} else if len(in) < n/2 || rng.IntN(2) == 0 {
+				s.insert(ks.kh, ref)
+				in[ref] = true
+			}
+			if s.tab.n != len(in) {
+				t.Fatalf("seed %d step %d: table holds %d, want %d", seed, step, s.tab.n, len(in))
+			}
+			if step%7 != 0 {
+				continue
+			}
+			for i := range s.st {
+				got := s.find(s.st[i].kh, s.st[i].key)
+				want := int32(-1)
+				if in[int32(i)] {
+					want = int32(i)
+				}
+				if got != want {
+					t.Fatalf("seed %d step %d: find(%s) = %d, want %d", seed, step, s.st[i].key, got, want)
+				}
+			}
+		}
+	}
+}
