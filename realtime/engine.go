@@ -12,12 +12,12 @@ package realtime
 
 import (
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math"
 	"sort"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/lambdalog/lambdalog/realtime/alert"
 	"github.com/lambdalog/lambdalog/realtime/rules"
@@ -93,12 +93,18 @@ type Engine struct {
 	opts   Options
 	wm     *watermark.Tracker
 	states []*ruleState
-	// byDataset routes a record to the rules that read its dataset.
-	byDataset map[string][]*ruleState
-	stats     Stats
-	keyBuf    []byte
-	smpBuf    []window.Sample
-	log       *slog.Logger
+	// plans routes a record to the rules that read its dataset; bySlot
+	// holds the plans of the record types datasetSlot knows.
+	plans  map[string]*dsPlan
+	bySlot [len(slotDatasets)]*dsPlan
+	// seed hashes keys for every rule's store, so that rules keyed on
+	// the same columns share one hash per event; epoch numbers events
+	// for the plans' per-event caches.
+	seed   maphash.Seed
+	epoch  uint64
+	stats  Stats
+	smpBuf []window.Sample
+	log    *slog.Logger
 }
 
 type ruleState struct {
@@ -155,6 +161,7 @@ func New(rs *rules.RuleSet, opts Options) (*Engine, error) {
 		opts: opts,
 		wm:   watermark.New(watermark.Options{OutOfOrderness: opts.OutOfOrderness, IdleTimeout: opts.IdleTimeout}),
 		log:  log,
+		seed: maphash.MakeSeed(),
 	}
 	if err := e.SetRules(rs); err != nil {
 		return nil, err
@@ -186,7 +193,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 			st.seq = map[string]*seqState{}
 		} else {
 			s, err := window.NewStore(window.Spec{Size: r.Window, Slide: r.Slide, Op: r.Aggregate, Lateness: e.opts.AllowedLateness},
-				window.Options{MaxKeys: e.opts.MaxKeysPerRule, ExactDistinct: e.opts.ExactDistinct, MaxSketches: e.opts.MaxSketches, Samples: e.opts.Samples})
+				window.Options{MaxKeys: e.opts.MaxKeysPerRule, ExactDistinct: e.opts.ExactDistinct, MaxSketches: e.opts.MaxSketches, Samples: e.opts.Samples, Seed: e.seed})
 			if err != nil {
 				return fmt.Errorf("realtime: rule %s: %w", r.ID, err)
 			}
@@ -197,13 +204,10 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 		}
 		states = append(states, st)
 	}
-	by := map[string][]*ruleState{}
-	for _, st := range states {
-		for _, ds := range st.rule.Datasets() {
-			by[ds] = append(by[ds], st)
-		}
+	e.states, e.plans = states, buildPlans(states)
+	for i, ds := range slotDatasets {
+		e.bySlot[i] = e.plans[ds]
 	}
-	e.states, e.byDataset = states, by
 	e.log.Info("realtime: rules loaded", "rules", len(states), "kept_state", kept)
 	return nil
 }
@@ -242,29 +246,44 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 	e.stats.Events++
 	e.wm.ObserveNanos(watermark.Partition{Topic: src.Topic, Partition: src.Partition}, t, now.UnixNano())
 	sm := window.Sample{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Time: t}
-	for _, st := range e.byDataset[rec.Dataset()] {
-		if st.seq != nil {
-			out = e.sequence(st, rec, t, sm, now, out)
+	var p *dsPlan
+	if i := datasetSlot(rec); i >= 0 {
+		p = e.bySlot[i]
+	} else {
+		p = e.plans[rec.Dataset()]
+	}
+	if p == nil {
+		return out, false
+	}
+	e.epoch++
+	for i := range p.steps {
+		ps := &p.steps[i]
+		if ps.filter >= 0 {
+			f := &p.filters[ps.filter]
+			if f.epoch != e.epoch {
+				f.epoch, f.ok = e.epoch, f.f.Match(rec)
+			}
+			if !f.ok {
+				continue
+			}
+		}
+		k := &p.keys[ps.key]
+		if k.epoch != e.epoch {
+			k.epoch = e.epoch
+			k.eval(rec, e.seed)
+		}
+		if !k.ok {
+			continue
+		}
+		st := ps.st
+		if ps.step >= 0 {
+			out = e.sequence(st, ps.step, k.key, t, sm, now, out)
 			continue
 		}
 		r := st.rule
-		if !r.Where.Match(rec) {
-			continue
-		}
-		key, ok := r.Key1(rec)
-		if !ok {
-			var buf []byte
-			buf, ok = r.AppendKey(e.keyBuf[:0], rec)
-			e.keyBuf = buf
-			if !ok || len(buf) == 0 {
-				continue
-			}
-			// The store clones keys it keeps, so a view of the buffer is
-			// enough and saves an allocation per event.
-			key = unsafe.String(&buf[0], len(buf))
-		}
 		var v float64
 		var h uint64
+		var ok bool
 		if r.Aggregate == window.Distinct {
 			if h, ok = r.Hash(rec); !ok {
 				continue
@@ -272,7 +291,7 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 		} else if v, ok = r.Value(rec); !ok {
 			continue
 		}
-		w, ref := st.store.Add(key, t, v, h, sm)
+		w, ref := st.store.AddHash(k.key, k.hash, t, v, h, sm)
 		if w.V >= r.Threshold {
 			out = e.trigger(st, ref, w, t, now, out)
 		}
@@ -357,56 +376,40 @@ func (e *Engine) baseAlert(r *rules.Rule, key, typ string, period, t int64, now 
 	return a
 }
 
-// sequence runs a two-step rule on one record: a step-1 event for key X
-// followed, within the rule's duration, by a step-2 event for X. Either
-// step may arrive out of order.
-func (e *Engine) sequence(st *ruleState, rec schemas.Record, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
+// sequence runs one step of a two-step rule on an event for key that
+// matched the step: a step-1 event for key X followed, within the rule's
+// duration, by a step-2 event for X. Either step may arrive out of order.
+func (e *Engine) sequence(st *ruleState, step int, key string, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	within := int64(r.Within)
-	for step := 1; step >= 0; step-- {
-		s := &r.Steps[step]
-		if rec.Dataset() != s.Dataset || !s.Where.Match(rec) {
-			continue
+	ss := st.seq[key]
+	if ss == nil {
+		if len(st.seq) >= e.opts.MaxKeysPerRule {
+			st.dropped++
+			return out
 		}
-		key, ok := s.Key1(rec)
-		if !ok {
-			var buf []byte
-			buf, ok = s.AppendKey(e.keyBuf[:0], rec)
-			e.keyBuf = buf
-			if !ok || len(buf) == 0 {
-				continue
+		ss = &seqState{}
+		st.seq[strings.Clone(key)] = ss
+	}
+	if step == 1 {
+		// Latest step-1 event at or before t, within the duration.
+		for i := len(ss.as) - 1; i >= 0; i-- {
+			if a := ss.as[i]; a <= t && t-a <= within {
+				out = e.seqMatch(st, key, ss.aRef[i], sm, now, out)
+				break
 			}
-			key = unsafe.String(&buf[0], len(buf))
 		}
-		ss := st.seq[key]
-		if ss == nil {
-			if len(st.seq) >= e.opts.MaxKeysPerRule {
-				st.dropped++
-				continue
+		ss.bs, ss.bRef = insertTime(ss.bs, ss.bRef, t, sm)
+	} else {
+		// Earliest step-2 event at or after t, within the duration
+		// (the step-2 event arrived first).
+		for i, b := range ss.bs {
+			if b >= t && b-t <= within && ss.bRef[i] != sm {
+				out = e.seqMatch(st, key, sm, ss.bRef[i], now, out)
+				break
 			}
-			ss = &seqState{}
-			st.seq[strings.Clone(key)] = ss
 		}
-		if step == 1 {
-			// Latest step-1 event at or before t, within the duration.
-			for i := len(ss.as) - 1; i >= 0; i-- {
-				if a := ss.as[i]; a <= t && t-a <= within {
-					out = e.seqMatch(st, key, ss.aRef[i], sm, now, out)
-					break
-				}
-			}
-			ss.bs, ss.bRef = insertTime(ss.bs, ss.bRef, t, sm)
-		} else {
-			// Earliest step-2 event at or after t, within the duration
-			// (the step-2 event arrived first).
-			for i, b := range ss.bs {
-				if b >= t && b-t <= within && ss.bRef[i] != sm {
-					out = e.seqMatch(st, key, sm, ss.bRef[i], now, out)
-					break
-				}
-			}
-			ss.as, ss.aRef = insertTime(ss.as, ss.aRef, t, sm)
-		}
+		ss.as, ss.aRef = insertTime(ss.as, ss.aRef, t, sm)
 	}
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -808,6 +809,7 @@ func mix64(x uint64) uint64 {
 // Filter is a conjunction of conditions on one dataset's columns.
 type Filter struct {
 	conds []cond
+	ds    string // the dataset the columns were resolved in
 }
 
 type condOp uint8
@@ -864,6 +866,32 @@ func (f Filter) String() string {
 	return strings.Join(parts, " and ")
 }
 
+// Empty reports whether the filter has no condition (it matches every
+// record of its dataset).
+func (f Filter) Empty() bool { return len(f.conds) == 0 }
+
+// Equal reports whether f and g are the same conditions in the same
+// order on the same columns of the same dataset, so that one's result on
+// a record is the other's: the engine evaluates such filters once per
+// event.
+func (f Filter) Equal(g Filter) bool {
+	if len(f.conds) != len(g.conds) {
+		return false
+	}
+	if len(f.conds) == 0 {
+		return true
+	}
+	for i := range f.conds {
+		a, b := &f.conds[i], &g.conds[i]
+		if f.ds != g.ds || a.field != b.field || a.op != b.op || a.not != b.not || a.num != b.num ||
+			a.str != b.str || !slices.Equal(a.strs, b.strs) || a.f != b.f || !slices.Equal(a.fs, b.fs) ||
+			a.lo != b.lo || a.hi != b.hi || a.loInc != b.loInc || a.hiInc != b.hiInc {
+			return false
+		}
+	}
+	return true
+}
+
 // Match reports whether rec satisfies every condition. It does not
 // allocate for string and integer columns.
 func (f Filter) Match(rec schemas.Record) bool {
@@ -914,7 +942,7 @@ func (c *cond) match(rec schemas.Record) bool {
 // compileFilter reads a list of conditions, each a mapping with field and
 // one of eq, in, or a range (gt, gte, lt, lte), and optionally not: true.
 func compileFilter(n *yaml.Node, id string, d *schemas.Dataset) (Filter, error) {
-	var f Filter
+	f := Filter{ds: d.Name()}
 	if n.Kind != yaml.SequenceNode {
 		return f, errAt(n, id, "where must be a list of conditions")
 	}
