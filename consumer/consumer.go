@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -206,6 +207,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if runErr == nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		runErr = c.commitDue(stopCtx, cl, true)
+		if runErr == nil {
+			c.commitGroupOffsets(stopCtx, cl)
+		}
 		cancel()
 	}
 	cl.LeaveGroup()
@@ -354,13 +358,49 @@ func (c *Consumer) commitDue(ctx context.Context, cl *kgo.Client, force bool) er
 	}
 	if len(committed) > 0 && cl != nil {
 		// For lag monitoring only: resume positions come from the dataset.
-		cl.CommitOffsets(ctx, committed, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, _ *kmsg.OffsetCommitResponse, err error) {
-			if err != nil {
-				c.log.Debug("group offset commit (monitoring only) failed", "err", err)
-			}
+		// Asynchronous, so its own context: the caller's ends when this
+		// returns, which would cancel the request before it is sent.
+		octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		cl.CommitOffsets(octx, committed, func(cl *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			ocancel()
+			c.logOffsetCommit(cl, req, resp, err)
 		})
 	}
 	return nil
+}
+
+// commitGroupOffsets records every owned partition's next offset in the
+// group, synchronously, so lag reads right after a clean stop even when an
+// asynchronous commit failed earlier. Monitoring only: failures are logged.
+func (c *Consumer) commitGroupOffsets(ctx context.Context, cl *kgo.Client) {
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	c.mu.Lock()
+	for k, w := range c.writers {
+		if offsets[k.topic] == nil {
+			offsets[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[k.topic][k.partition] = kgo.EpochOffset{Epoch: -1, Offset: w.Next()}
+	}
+	c.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	cl.CommitOffsetsSync(ctx, offsets, c.logOffsetCommit)
+}
+
+func (c *Consumer) logOffsetCommit(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	if err == nil && resp != nil {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil && err == nil {
+					err = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, perr)
+				}
+			}
+		}
+	}
+	if err != nil {
+		c.log.Debug("group offset commit (monitoring only) failed", "err", err)
+	}
 }
 
 // commit publishes one partition's buffer, retrying transient storage
@@ -371,7 +411,12 @@ func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
 	var ok bool
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		e, ok, err = w.Commit(ctx)
+		var got Entry
+		var published bool
+		got, published, err = w.Commit(ctx)
+		if published {
+			e, ok = got, true // published even if its files still need moving
+		}
 		if err == nil || errors.Is(err, ErrFenced) || !storage.IsRetryable(err) || ctx.Err() != nil {
 			break
 		}

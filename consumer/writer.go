@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
@@ -70,7 +71,10 @@ type groupKey struct {
 }
 
 type group struct {
-	b           *schemas.BatchBuilder
+	b *schemas.BatchBuilder
+	// rec is the built batch, kept until the commit succeeds: building
+	// empties the builder, so a retried commit must reuse it.
+	rec         arrow.Record
 	first, last int64
 	rows        int64
 }
@@ -95,6 +99,9 @@ type PartitionWriter struct {
 
 	maxEventTime time.Time
 	watermark    time.Time
+	// pending is a published entry whose files are not all moved yet
+	// (the move failed); the next Commit finishes it first.
+	pending *Entry
 }
 
 // NewPartitionWriter continues the log after claim (from Log.Claim).
@@ -161,6 +168,12 @@ func (w *PartitionWriter) Skip(offset int64) {
 // with their offset range. It returns the entry, or ok=false when nothing
 // was buffered. On ErrFenced the writer must be dropped.
 func (w *PartitionWriter) Commit(ctx context.Context) (e Entry, ok bool, err error) {
+	if w.pending != nil {
+		if err := w.log.RollForward(ctx, *w.pending); err != nil {
+			return Entry{}, false, err
+		}
+		w.pending = nil
+	}
 	if w.last < w.next {
 		return Entry{}, false, nil
 	}
@@ -204,7 +217,9 @@ func (w *PartitionWriter) Commit(ctx context.Context) (e Entry, ok bool, err err
 	w.seq, w.next = seq, w.last+1
 	w.reset()
 	if err := w.log.RollForward(ctx, e); err != nil {
-		// The entry is published: recovery completes the move.
+		// The entry is published: the next Commit (or the next owner's
+		// claim) completes the move.
+		w.pending = &e
 		return e, true, err
 	}
 	return e, true, nil
@@ -223,6 +238,9 @@ func (w *PartitionWriter) Abort(ctx context.Context) error {
 
 func (w *PartitionWriter) reset() {
 	for _, g := range w.groups {
+		if g.rec != nil {
+			g.rec.Release()
+		}
 		g.b.Release()
 	}
 	w.groups = map[groupKey]*group{}
@@ -235,17 +253,41 @@ type writeOnly struct{ f storage.File }
 
 func (w writeOnly) Write(p []byte) (int, error) { return w.f.Write(p) }
 
-func (w *PartitionWriter) writeParquet(ctx context.Context, ref FileRef, g *group) (int64, error) {
+// writeParquet writes one group as a Parquet file at ref.Temp and closes
+// it. The Parquet library panics when its first write (the magic bytes)
+// fails; that is an I/O error like any other here, not a crash.
+func (w *PartitionWriter) writeParquet(ctx context.Context, ref FileRef, g *group) (n int64, err error) {
+	var f storage.File
+	defer func() {
+		if r := recover(); r != nil {
+			if f != nil {
+				f.Abort()
+			}
+			n, err = 0, fmt.Errorf("consumer: write %s: %v", ref.Temp, r)
+		}
+	}()
+	return w.writeParquetFile(ctx, ref, g, &f)
+}
+
+func (w *PartitionWriter) writeParquetFile(ctx context.Context, ref FileRef, g *group, fp *storage.File) (int64, error) {
 	codec, err := w.opts.codec()
 	if err != nil {
 		return 0, err
+	}
+	// A failed earlier attempt at this (unpublished) sequence may have
+	// left the file behind; it is ours and referenced by nothing.
+	if err := w.fs.Remove(ctx, ref.Temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("consumer: clear %s: %w", ref.Temp, err)
 	}
 	f, err := w.fs.Create(ctx, ref.Temp)
 	if err != nil {
 		return 0, fmt.Errorf("consumer: create %s: %w", ref.Temp, err)
 	}
-	rec := g.b.NewRecordBatch()
-	defer rec.Release()
+	*fp = f
+	if g.rec == nil {
+		g.rec = g.b.NewRecordBatch()
+	}
+	rec := g.rec
 	props := parquet.NewWriterProperties(
 		parquet.WithCompression(codec),
 		parquet.WithDictionaryDefault(true),
