@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lambdalog/lambdalog/internal/hdfstest"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 	"github.com/lambdalog/lambdalog/internal/storage"
 	"github.com/lambdalog/lambdalog/schemas"
@@ -38,11 +39,23 @@ func benchBroker(b *testing.B) string {
 // from the embedded broker, parse, Arrow, zstd Parquet, commit, on the local
 // backend. One op consumes benchRecords records.
 func BenchmarkConsumeAuthParquet(b *testing.B) {
+	benchConsume(b, func() string { return "file://" + b.TempDir() })
+}
+
+// BenchmarkConsumeAuthParquetHDFS is the same into the in-process HDFS
+// (NameNode and DataNode share the two cores with the consumer).
+func BenchmarkConsumeAuthParquetHDFS(b *testing.B) {
+	srv := hdfstest.Start(b)
+	n := 0
+	benchConsume(b, func() string { n++; return fmt.Sprintf("%sbench-%d", srv.URL(), n) })
+}
+
+func benchConsume(b *testing.B, dataset func() string) {
 	addr := benchBroker(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		fsys, err := storage.Open(context.Background(), "file://"+b.TempDir(), storage.Options{})
+		fsys, err := storage.Open(context.Background(), dataset(), storage.Options{User: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}
