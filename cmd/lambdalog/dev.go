@@ -216,16 +216,16 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		return fmt.Errorf("dev: realtime: %w", err)
 	}
 	e.cfg.Serve.RealtimeURL = "http://" + rtLn.Addr().String()
-	rtMux := http.NewServeMux()
-	rtMux.Handle("GET /api/alerts/stream", rt.Hub())
-	rtSrv := &http.Server{Handler: rtMux, ReadHeaderTimeout: 5 * time.Second}
+	rtSrv := &http.Server{Handler: rt.svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	go rtSrv.Serve(rtLn)
 	defer rtSrv.Close()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		st.set(func(s *devStatus) { s.layers["realtime"] = "running"; s.alerts = rt.Alerts })
-		if err := rt.Run(runCtx); err != nil && runCtx.Err() == nil {
+		st.set(func(s *devStatus) { s.layers["realtime"] = "running"; s.alerts = rt.svc.Alerts })
+		stopSinks := rt.startSinks(runCtx)
+		defer stopSinks()
+		if err := rt.svc.Run(runCtx); err != nil && runCtx.Err() == nil {
 			fail("realtime", err)
 		}
 	}()

@@ -5,6 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/lambdalog/lambdalog/realtime"
 	"github.com/lambdalog/lambdalog/realtime/rules"
 	"github.com/lambdalog/lambdalog/realtime/service"
+	"github.com/lambdalog/lambdalog/realtime/sink"
 )
 
 func realtimeCommand() *command {
@@ -25,19 +29,27 @@ func realtimeCommand() *command {
 line, keeps event-time sliding windows per key and evaluates the detection
 rules (the shipped default rules unless --rules or realtime.rules names a
 file). Alerts are produced to topics.alerts in Kafka transactions together
-with the input offsets, so a crash or restart never publishes an alert twice
-and never skips one (read the topic with isolation read_committed); events
-later than the allowed lateness go to topics.late_events.
+with the input offsets, one per realtime.transaction_interval, so a crash or
+restart never publishes an alert twice and never skips one (read the topic
+with isolation read_committed); events later than the allowed lateness go to
+topics.late_events in the same transactions. After a restart or a partition
+reassignment the window state is rebuilt by replaying the longest window plus
+lateness before the committed offsets.
 
 On --http it serves the live alert stream (Server-Sent Events) at
-/api/alerts/stream, with Last-Event-ID resume, plus /metrics, /healthz and
-/readyz.
+/api/alerts/stream with Last-Event-ID resume, the live top keys of the rules'
+windows at /api/windows/top?rule=ID&n=N, and /metrics, /healthz, /readyz.
+With realtime.webhook_url every alert is also POSTed there.
+
+SIGHUP, or a change of the rules file, reloads the rules keeping the window
+state of unchanged rules; a file with a problem keeps the running rules.
+SIGINT/SIGTERM commits the open transaction and exits 0.
 
 'lambdalog realtime rules check FILE' validates a rules file and prints
 every problem with its line; exit 2 when there is one.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&rulesFile, "rules", "", "rules `FILE` (default realtime.rules, else the shipped defaults)")
-			fs.StringVar(&httpAddr, "http", "", "`ADDR` of the alert stream, metrics and health (default realtime.http)")
+			fs.StringVar(&httpAddr, "http", "", "`ADDR` of the alert stream, live views, metrics and health (default realtime.http)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
@@ -61,7 +73,7 @@ every problem with its line; exit 2 when there is one.`,
 				httpAddr = e.cfg.Realtime.HTTP
 			}
 			reg := obs.NewRegistry()
-			svc, err := newRealtime(e, reg)
+			rt, err := newRealtime(e, reg)
 			if err != nil {
 				return err
 			}
@@ -69,24 +81,54 @@ every problem with its line; exit 2 when there is one.`,
 			if err != nil {
 				return err
 			}
-			srv.Handle("GET /api/alerts/stream", svc.Hub())
+			srv.Handle("/api/", rt.svc.Handler())
 			srv.AddCheck("kafka", func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) })
+			srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+			defer stopSrv()
 			done := make(chan error, 1)
-			go func() { done <- srv.Serve(ctx) }()
+			go func() { done <- srv.Serve(srvCtx) }()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go rt.svc.WatchRules(ctx, 2*time.Second, hup)
+			stopSinks := rt.startSinks(ctx)
 			e.log.Info("speed layer started", "http", "http://"+srv.Addr(), "group", e.cfg.Realtime.Group)
-			if err := svc.Run(ctx); err != nil {
-				return err // the process ends; a restart rebuilds from committed offsets
+			runErr := rt.svc.Run(ctx)
+			stopSinks()
+			stopSrv()
+			if err := <-done; err != nil && runErr == nil {
+				runErr = err
 			}
-			return <-done
+			return runErr // non-nil: exit 1; a restart continues from the committed offsets
 		},
 	}
 }
 
-// newRealtime builds the speed layer service from the configuration.
-func newRealtime(e *env, reg *prometheus.Registry) (*service.Service, error) {
+// realtimeLayer is the speed layer service and its sinks.
+type realtimeLayer struct {
+	svc     *service.Service
+	webhook *sink.Webhook
+}
+
+// startSinks runs the webhook worker until the returned stop is called
+// (after the service has stopped, so every committed alert was offered).
+func (r *realtimeLayer) startSinks(ctx context.Context) (stop func()) {
+	if r.webhook == nil {
+		return func() {}
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.webhook.Run(wctx) }()
+	return func() { cancel(); <-done }
+}
+
+// newRealtime builds the speed layer service from the configuration; reg
+// may be nil (no metrics registered).
+func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
+	c := e.cfg.Realtime
 	rs, err := rules.Default()
-	if e.cfg.Realtime.Rules != "" {
-		rs, err = rules.Load(e.cfg.Realtime.Rules)
+	if c.Rules != "" {
+		rs, err = rules.Load(c.Rules)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("realtime: rules: %w", err)
@@ -99,15 +141,39 @@ func newRealtime(e *env, reg *prometheus.Registry) (*service.Service, error) {
 	for _, s := range e.cfg.Topics.Sources {
 		sources = append(sources, service.Source{Topic: s.Topic, Format: s.Format})
 	}
-	o := service.Options{
-		Client: kopts, Group: e.cfg.Realtime.Group, Sources: sources,
-		AlertsTopic: e.cfg.Topics.Alerts, LateTopic: e.cfg.Topics.LateEvents, Rules: rs,
-		Engine:      realtime.Options{OutOfOrderness: e.cfg.Realtime.MaxOutOfOrder.D(), AllowedLateness: e.cfg.Realtime.AllowedLateness.D(), MaxKeysPerRule: e.cfg.Realtime.MaxKeys},
-		MaxPollWait: e.cfg.Realtime.TransactionInterval.D(),
-		Logger:      e.log,
+	hub := service.NewHub(service.HubOptions{History: c.SSEHistory, MaxClients: c.SSEMaxClients})
+	m := service.NewMetrics()
+	r := &realtimeLayer{}
+	var sinks []service.Sink
+	if c.WebhookURL != "" {
+		wo := sink.WebhookOptions{URL: c.WebhookURL, Token: c.WebhookToken.Reveal(), Queue: c.WebhookQueue,
+			MaxAttempts: c.WebhookMaxAttempts, DeadLetter: c.WebhookDeadLetter, Logger: e.log}
+		if reg != nil {
+			wo.Registerer = reg
+		}
+		if r.webhook, err = sink.NewWebhook(wo); err != nil {
+			return nil, err
+		}
+		sinks = append(sinks, r.webhook)
+	}
+	r.svc, err = service.New(service.Options{
+		Client: kopts, Group: c.Group, Sources: sources,
+		AlertsTopic: e.cfg.Topics.Alerts, LateTopic: e.cfg.Topics.LateEvents,
+		Rules: rs, RulesFile: c.Rules,
+		Engine:               realtime.Options{OutOfOrderness: c.MaxOutOfOrder.D(), AllowedLateness: c.AllowedLateness.D(), MaxKeysPerRule: c.MaxKeys, Logger: e.log},
+		TransactionalID:      c.TransactionalID,
+		SessionTimeout:       c.SessionTimeout.D(),
+		TransactionInterval:  c.TransactionInterval.D(),
+		AllowUncopartitioned: c.AllowUncopartitioned,
+		Sinks:                sinks, Hub: hub, Metrics: m, Logger: e.log,
+	})
+	if err != nil {
+		return nil, err
 	}
 	if reg != nil {
-		o.Registerer = reg
+		if err := m.Register(reg, hub); err != nil {
+			return nil, err
+		}
 	}
-	return service.New(o)
+	return r, nil
 }

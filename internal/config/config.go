@@ -110,15 +110,23 @@ type Consumer struct {
 
 // Realtime configures the speed layer.
 type Realtime struct {
-	Rules               string   `yaml:"rules" doc:"YAML rules file; the shipped default rules when empty"`
-	HTTP                string   `yaml:"http" doc:"listen address of the alert stream, live views and metrics"`
-	Group               string   `yaml:"group" doc:"consumer group of the speed layer"`
-	MaxOutOfOrder       Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
-	AllowedLateness     Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
-	TransactionInterval Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
-	MaxKeys             int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
-	WebhookURL          string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
-	WebhookToken        Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
+	Rules                string   `yaml:"rules" doc:"YAML rules file; the shipped default rules when empty"`
+	HTTP                 string   `yaml:"http" doc:"listen address of the alert stream, live views and metrics"`
+	Group                string   `yaml:"group" doc:"consumer group of the speed layer"`
+	MaxOutOfOrder        Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
+	AllowedLateness      Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
+	TransactionInterval  Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
+	MaxKeys              int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
+	WebhookURL           string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
+	WebhookToken         Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
+	WebhookQueue         int      `yaml:"webhook_queue" doc:"alerts waiting for webhook delivery; more go to the dead-letter file"`
+	WebhookMaxAttempts   int      `yaml:"webhook_max_attempts" doc:"POSTs per alert (exponential backoff) before it is dead-lettered"`
+	WebhookDeadLetter    string   `yaml:"webhook_dead_letter" doc:"file (JSON lines) of alerts the webhook could not take; empty: logged only"`
+	SSEHistory           int      `yaml:"sse_history" doc:"recent alerts kept for Last-Event-ID resume of the alert stream"`
+	SSEMaxClients        int      `yaml:"sse_max_clients" doc:"concurrent alert stream clients; more get 503"`
+	TransactionalID      string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
+	SessionTimeout       Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
+	AllowUncopartitioned bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
 }
 
 // Batch configures the scheduled batch jobs.
@@ -200,6 +208,11 @@ func Default() *Config {
 			AllowedLateness:     Duration(30 * time.Second),
 			TransactionInterval: Duration(10 * time.Millisecond),
 			MaxKeys:             2_000_000,
+			WebhookQueue:        1024,
+			WebhookMaxAttempts:  5,
+			SSEHistory:          1000,
+			SSEMaxClients:       64,
+			SessionTimeout:      Duration(10 * time.Second),
 		},
 		Batch: Batch{
 			Timezone: "UTC",

@@ -161,6 +161,11 @@ func (c *Config) Validate() []Problem {
 	nonNegative(&ps, "batch.allowed_lateness", int64(c.Batch.AllowedLateness))
 	positive(&ps, "realtime.transaction_interval", int64(c.Realtime.TransactionInterval))
 	positive(&ps, "realtime.max_keys", int64(c.Realtime.MaxKeys))
+	positive(&ps, "realtime.webhook_queue", int64(c.Realtime.WebhookQueue))
+	positive(&ps, "realtime.webhook_max_attempts", int64(c.Realtime.WebhookMaxAttempts))
+	positive(&ps, "realtime.sse_history", int64(c.Realtime.SSEHistory))
+	positive(&ps, "realtime.sse_max_clients", int64(c.Realtime.SSEMaxClients))
+	positive(&ps, "realtime.session_timeout", int64(c.Realtime.SessionTimeout))
 	if c.Realtime.WebhookURL != "" {
 		if u, err := url.Parse(c.Realtime.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("realtime.webhook_url", "not an http(s) URL")

@@ -1,31 +1,42 @@
 // Package service runs the speed layer's engine (package realtime) as a
 // Kafka service: it consumes the source topics in a group, parses each line,
-// feeds the engine, and publishes alerts to the alerts topic in Kafka
+// feeds the engine, and publishes alerts and late events to Kafka in
 // transactions together with the input offsets (franz-go's
-// GroupTransactSession), so an alert is published once per committed input
-// and never for input that is re-read after a crash. Committed alerts are
-// also streamed to HTTP clients as Server-Sent Events.
+// GroupTransactSession), one transaction per Options.TransactionInterval.
+// An alert is on the alerts topic exactly when the input that raised it is
+// committed.
+//
+// The engine's windows live in memory. Whenever the service (re)starts,
+// gains or loses partitions, or a transaction aborts, it rebuilds them by
+// replaying each owned partition from the committed offset back by the
+// longest window plus lateness (recover.go), with alerts suppressed during
+// the replay and, afterwards, alerts whose ids were already published
+// (read back from the alerts topic) dropped. Committed alerts then go to
+// the sinks: the Server-Sent Events hub and the webhook. See
+// docs/realtime.md, "The service".
 package service
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"maps"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/realtime"
 	"github.com/lambdalog/lambdalog/realtime/alert"
 	"github.com/lambdalog/lambdalog/realtime/rules"
+	"github.com/lambdalog/lambdalog/schemas"
 	"github.com/lambdalog/lambdalog/schemas/parse"
 )
 
@@ -35,83 +46,161 @@ type Source struct {
 	Format string
 }
 
+// Sink receives every committed alert, in commit order. Send must not
+// block for long: it runs on the service's loop.
+type Sink interface {
+	Send(alert.Alert)
+}
+
 // Options configure a Service.
 type Options struct {
 	// Client reaches the cluster (brokers, TLS, SASL).
-	Client      []kgo.Opt
-	Group       string
-	Sources     []Source
+	Client  []kgo.Opt
+	Group   string
+	Sources []Source
+	// AlertsTopic receives alerts; LateTopic (optional) the raw lines of
+	// events later than the allowed lateness.
 	AlertsTopic string
 	LateTopic   string
-	Rules       *rules.RuleSet
-	Engine      realtime.Options
-	// TransactionalID prefix; a random suffix makes it unique per process.
+	// Rules is the initial rule set; RulesFile, when set, is what Reload
+	// reads.
+	Rules     *rules.RuleSet
+	RulesFile string
+	Engine    realtime.Options
+	// TransactionalID must be unique per running instance and stable
+	// across its restarts: a restarted instance then fences its previous
+	// incarnation and aborts its open transaction at once, instead of
+	// leaving read_committed consumers waiting for the transaction
+	// timeout. Default "lambdalog-realtime-" + host name.
 	TransactionalID string
-	// MaxPollWait bounds how long a poll waits for input, and so the
-	// latency from an event to its alert when input is sparse.
-	MaxPollWait time.Duration
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
-	// Hub receives every committed alert (nil: a new hub).
-	Hub *Hub
+	// SessionTimeout is how soon the partitions of an instance that
+	// died and did not come back move to the others (default 10s). A
+	// restarted instance takes its partitions back at once: it rejoins
+	// as the same static group member (its TransactionalID).
+	SessionTimeout time.Duration
+	// TransactionInterval is how long a transaction collects input before
+	// it commits (default 10ms): the latency/throughput trade-off.
+	TransactionInterval time.Duration
+	// ParseWorkers parse lines in parallel (default GOMAXPROCS).
+	ParseWorkers int
+	// AllowUncopartitioned starts even when a sequence rule's topics have
+	// different partition counts (only correct with a single instance).
+	AllowUncopartitioned bool
+	// Sinks get every committed alert (the Hub is always one of them).
+	Sinks []Sink
+	// Hub streams committed alerts (nil: NewHub with defaults).
+	Hub    *Hub
+	Logger *slog.Logger
+	// Metrics holds the Prometheus metrics (nil: unregistered ones).
+	Metrics *Metrics
 }
 
-// Service is a running speed layer.
+// Stats counts what the service did.
+type Stats struct {
+	Events        int64 // records fed to the engine live
+	ParseFailures int64
+	Late          int64 // events published to the late-events topic
+	Alerts        int64 // alerts committed to the alerts topic
+	Duplicates    int64 // alerts dropped because their id was already published
+	Transactions  int64 // committed transactions
+	Aborts        int64 // aborted transactions (rebalances)
+	Rebuilds      int64
+	Replayed      int64 // records replayed by rebuilds
+	// LastRecovery is how long the last rebuild took.
+	LastRecovery time.Duration
+}
+
+// Service is the speed layer on Kafka.
 type Service struct {
 	o       Options
-	engine  *realtime.Engine
-	parsers map[string]parse.Parser
 	log     *slog.Logger
+	m       *Metrics
+	sources map[string]Source
+	// dataset of each topic's format ("" when the format can carry any).
+	topicDataset map[string]string
+	workers      []map[string]parse.Parser
 
-	alerts   atomic.Int64
-	late     atomic.Int64
-	events   atomic.Int64
-	mAlerts  *prometheus.CounterVec
-	mEvents  prometheus.Counter
-	mLate    prometheus.Counter
-	mTxnSecs prometheus.Histogram
+	// mu guards engine and rs between the loop, HTTP views and reloads.
+	mu     sync.Mutex
+	engine *realtime.Engine
+	rs     *rules.RuleSet
 
-	mu sync.Mutex // guards engine between the poll loop and group callbacks
+	// owned is the partition set, maintained by the group callbacks.
+	ownMu   sync.Mutex
+	owned   map[string]map[int32]bool
+	rebuild atomic.Bool
+
+	// published holds recently published alert ids -> event time (ns);
+	// only the loop touches it.
+	published map[string]int64
+
+	events, parseFail, late, alerts, dups, txns, aborts, rebuilds, replayed atomic.Int64
+	lastRecovery                                                            atomic.Int64
 }
 
-// New builds the service.
+// New checks o and builds the service.
 func New(o Options) (*Service, error) {
 	if o.Group == "" || len(o.Sources) == 0 || o.AlertsTopic == "" || o.Rules == nil {
 		return nil, errors.New("realtime/service: Group, Sources, AlertsTopic and Rules are required")
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.MaxPollWait <= 0 {
-		o.MaxPollWait = 10 * time.Millisecond
+	if o.TransactionInterval <= 0 {
+		o.TransactionInterval = 10 * time.Millisecond
+	}
+	if o.SessionTimeout <= 0 {
+		o.SessionTimeout = 10 * time.Second
+	}
+	if o.ParseWorkers <= 0 {
+		o.ParseWorkers = runtime.GOMAXPROCS(0)
 	}
 	if o.TransactionalID == "" {
-		o.TransactionalID = "lambdalog-realtime"
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		o.TransactionalID = "lambdalog-realtime-" + host
 	}
 	if o.Hub == nil {
-		o.Hub = NewHub(1000, 64)
+		o.Hub = NewHub(HubOptions{})
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
 	}
 	eng, err := realtime.New(o.Rules, o.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("realtime/service: %w", err)
 	}
-	s := &Service{o: o, engine: eng, parsers: map[string]parse.Parser{}, log: o.Logger,
-		mAlerts:  prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_realtime_alerts_total", Help: "Alerts published, by rule."}, []string{"rule"}),
-		mEvents:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_realtime_events_total", Help: "Events processed."}),
-		mLate:    prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_realtime_late_events_total", Help: "Events later than the allowed lateness, sent to the late-events topic."}),
-		mTxnSecs: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalog_realtime_transaction_seconds", Help: "Time to commit one transaction of alerts and offsets.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
-	}
-	if o.Registerer != nil {
-		o.Registerer.MustRegister(s.mAlerts, s.mEvents, s.mLate, s.mTxnSecs)
-	}
+	s := &Service{o: o, log: o.Logger, m: o.Metrics, engine: eng, rs: o.Rules,
+		sources: map[string]Source{}, topicDataset: map[string]string{},
+		owned: map[string]map[int32]bool{}, published: map[string]int64{}}
 	for _, src := range o.Sources {
-		p, err := parse.New(src.Format, parse.Options{Location: time.UTC})
-		if err != nil {
-			return nil, fmt.Errorf("realtime/service: topic %s: %w", src.Topic, err)
+		if _, dup := s.sources[src.Topic]; dup {
+			return nil, fmt.Errorf("realtime/service: topic %s listed twice", src.Topic)
 		}
-		s.parsers[src.Topic] = p
+		s.sources[src.Topic] = src
+		s.topicDataset[src.Topic] = formatDataset[src.Format]
 	}
+	for range o.ParseWorkers {
+		ps := map[string]parse.Parser{}
+		for _, src := range o.Sources {
+			p, err := parse.New(src.Format, parse.Options{Location: time.UTC})
+			if err != nil {
+				return nil, fmt.Errorf("realtime/service: topic %s: %w", src.Topic, err)
+			}
+			ps[src.Topic] = p
+		}
+		s.workers = append(s.workers, ps)
+	}
+	s.m.attach(s)
 	return s, nil
+}
+
+// formatDataset is the dataset each single-dataset format produces.
+var formatDataset = map[string]string{
+	parse.FormatSSHD: "auth", parse.FormatAccess: "web", parse.FormatNetfilter: "firewall",
+	parse.FormatEVE: "ids", parse.FormatSyslog: "syslog",
 }
 
 // Hub is where committed alerts go for live consumers.
@@ -120,137 +209,393 @@ func (s *Service) Hub() *Hub { return s.o.Hub }
 // Alerts is the number of alerts committed so far.
 func (s *Service) Alerts() int64 { return s.alerts.Load() }
 
-// Run consumes until ctx ends. Each poll's alerts and late events are
-// produced in one transaction with the poll's offsets; a transaction that
-// cannot commit ends Run with an error (the process restarts and re-reads
-// from the committed offsets, so no alert is lost or doubled).
-func (s *Service) Run(ctx context.Context) error {
-	topics := make([]string, 0, len(s.o.Sources))
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	return Stats{Events: s.events.Load(), ParseFailures: s.parseFail.Load(), Late: s.late.Load(), Alerts: s.alerts.Load(),
+		Duplicates: s.dups.Load(), Transactions: s.txns.Load(), Aborts: s.aborts.Load(), Rebuilds: s.rebuilds.Load(),
+		Replayed: s.replayed.Load(), LastRecovery: time.Duration(s.lastRecovery.Load())}
+}
+
+func (s *Service) topics() []string {
+	t := make([]string, 0, len(s.o.Sources))
 	for _, src := range s.o.Sources {
-		topics = append(topics, src.Topic)
+		t = append(t, src.Topic)
 	}
-	var suffix [6]byte
-	_, _ = rand.Read(suffix[:])
+	return t
+}
+
+// clientOpts are the options of the group session.
+func (s *Service) clientOpts() []kgo.Opt {
 	opts := append([]kgo.Opt{}, s.o.Client...)
-	opts = append(opts,
-		kgo.TransactionalID(s.o.TransactionalID+"-"+hex.EncodeToString(suffix[:])),
+	return append(opts,
+		kgo.TransactionalID(s.o.TransactionalID),
+		// Short, so an instance that dies without a restart holds
+		// read_committed consumers back for at most this long.
+		kgo.TransactionTimeout(10*time.Second),
 		kgo.ConsumerGroup(s.o.Group),
-		kgo.ConsumeTopics(topics...),
+		kgo.InstanceID(s.o.TransactionalID),
+		kgo.SessionTimeout(s.o.SessionTimeout),
+		kgo.ConsumeTopics(s.topics()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ProducerLinger(0),
+		kgo.FetchMaxWait(s.o.TransactionInterval+5*time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			s.mu.Lock()
-			defer s.mu.Unlock()
+			s.ownMu.Lock()
 			for t, ps := range m {
+				if s.owned[t] == nil {
+					s.owned[t] = map[int32]bool{}
+				}
 				for _, p := range ps {
-					s.engine.Assign(t, p, time.Now())
+					s.owned[t][p] = true
 				}
 			}
+			s.ownMu.Unlock()
+			s.rebuild.Store(true)
 		}),
-		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			for t, ps := range m {
-				for _, p := range ps {
-					s.engine.Revoke(t, p)
-				}
-			}
-		}),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onRevoked),
 	)
-	sess, err := kgo.NewGroupTransactSession(opts...)
+}
+
+func (s *Service) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+	if len(m) == 0 {
+		return
+	}
+	s.ownMu.Lock()
+	for t, ps := range m {
+		for _, p := range ps {
+			delete(s.owned[t], p)
+		}
+	}
+	s.ownMu.Unlock()
+	// The engine holds state of keys that now belong to another instance:
+	// start over from the committed offsets of what is left.
+	s.rebuild.Store(true)
+}
+
+// ownedPartitions snapshots the assignment.
+func (s *Service) ownedPartitions() map[string][]int32 {
+	s.ownMu.Lock()
+	defer s.ownMu.Unlock()
+	out := map[string][]int32{}
+	for t, ps := range s.owned {
+		for p := range ps {
+			out[t] = append(out[t], p)
+		}
+		slices.Sort(out[t])
+	}
+	return out
+}
+
+// Run consumes until ctx ends, then commits the open transaction and
+// leaves the group; it returns nil on such a clean stop. Any error it
+// returns leaves the input uncommitted past the last transaction, so a
+// restarted process continues exactly where this one stopped.
+func (s *Service) Run(ctx context.Context) error {
+	if err := s.checkCopartitioning(ctx); err != nil {
+		return err
+	}
+	sess, err := kgo.NewGroupTransactSession(s.clientOpts()...)
 	if err != nil {
 		return fmt.Errorf("realtime/service: kafka: %w", err)
 	}
 	defer sess.Close()
 
-	var out []alert.Alert
-	for ctx.Err() == nil {
-		pollCtx, cancel := context.WithTimeout(ctx, s.o.MaxPollWait)
-		fetches := sess.PollFetches(pollCtx)
-		cancel()
-		if ctx.Err() != nil {
-			break
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) {
-				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+	var (
+		pending []alert.Alert // alerts of the open transaction
+		inTxn   bool
+		txStart time.Time
+		prodErr error
+		prodMu  sync.Mutex
+		b       batch
+	)
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			prodMu.Lock()
+			if prodErr == nil {
+				prodErr = err
 			}
-		})
-		if err := sess.Begin(); err != nil {
-			return fmt.Errorf("realtime/service: begin transaction: %w", err)
+			prodMu.Unlock()
 		}
-		start := time.Now()
-		out = out[:0]
-		var late []*kgo.Record
-		s.process(fetches, time.Now(), &out, &late)
-
-		// Finish the transaction even when ctx was cancelled meanwhile: a
-		// clean stop commits what this poll produced.
-		txnCtx, txnCancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		recs := make([]*kgo.Record, 0, len(out)+len(late))
-		for _, a := range out {
-			b, err := json.Marshal(a)
-			if err != nil {
-				txnCancel()
-				return fmt.Errorf("realtime/service: encode alert: %w", err)
-			}
-			recs = append(recs, &kgo.Record{Topic: s.o.AlertsTopic, Key: []byte(a.ID), Value: b})
+	}
+	end := func() error {
+		// A clean stop commits what was processed: the context of the
+		// commit outlives ctx.
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		prodMu.Lock()
+		perr := prodErr
+		prodMu.Unlock()
+		try := kgo.TryCommit
+		if perr != nil {
+			try = kgo.TryAbort
 		}
-		recs = append(recs, late...)
-		if len(recs) > 0 {
-			if err := sess.ProduceSync(txnCtx, recs...).FirstErr(); err != nil {
-				_, _ = sess.End(txnCtx, kgo.TryAbort)
-				txnCancel()
-				return fmt.Errorf("realtime/service: produce alerts: %w", err)
-			}
+		committed, err := sess.End(tctx, try)
+		inTxn = false
+		s.m.txnSeconds.Observe(time.Since(txStart).Seconds())
+		if perr != nil {
+			return fmt.Errorf("realtime/service: produce: %w", perr)
 		}
-		committed, err := sess.End(txnCtx, kgo.TryCommit)
-		txnCancel()
 		if err != nil {
 			return fmt.Errorf("realtime/service: commit transaction: %w", err)
 		}
 		if !committed {
-			// The session aborted (a rebalance took partitions away): the
-			// input is re-read by its new owner, and this engine's state
-			// for it is no longer trustworthy. Restart clean.
-			return errors.New("realtime/service: transaction aborted by a rebalance; restart to rebuild state")
+			// A rebalance aborted it; the session rewound to the committed
+			// offsets, so the engine has seen input that will be re-read.
+			s.aborts.Add(1)
+			s.m.aborts.Inc()
+			s.log.Info("transaction aborted by a rebalance; rebuilding state", "alerts_dropped", len(pending))
+			for _, a := range pending {
+				delete(s.published, a.ID) // not published after all
+			}
+			pending = pending[:0]
+			s.rebuild.Store(true)
+			return nil
 		}
-		s.mTxnSecs.Observe(time.Since(start).Seconds())
-		s.late.Add(int64(len(late)))
-		s.mLate.Add(float64(len(late)))
-		for _, a := range out {
+		s.txns.Add(1)
+		for _, a := range pending {
+			s.published[a.ID] = a.Timestamp.UnixNano()
 			s.alerts.Add(1)
-			s.mAlerts.WithLabelValues(a.RuleID).Inc()
-			s.o.Hub.Publish(a)
+			s.m.alerts.WithLabelValues(a.RuleID).Inc()
+			s.o.Hub.Send(a)
+			for _, sk := range s.o.Sinks {
+				sk.Send(a)
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+
+	lastPrune := time.Now()
+	for {
+		if ctx.Err() != nil {
+			break
+		}
+		if s.rebuild.Load() {
+			// Rewind to the committed offsets (aborting the open
+			// transaction, if any), then rebuild the state up to them.
+			if !inTxn {
+				if err := sess.Begin(); err != nil {
+					return fmt.Errorf("realtime/service: begin transaction: %w", err)
+				}
+			}
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_, err := sess.End(tctx, kgo.TryAbort)
+			cancel()
+			inTxn = false
+			if err != nil {
+				return fmt.Errorf("realtime/service: abort transaction: %w", err)
+			}
+			for _, a := range pending {
+				delete(s.published, a.ID)
+			}
+			pending = pending[:0]
+			if err := s.recover(ctx, sess.Client()); err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				return err
+			}
+			continue
+		}
+		wait := s.o.TransactionInterval
+		if inTxn {
+			wait = max(time.Until(txStart.Add(s.o.TransactionInterval)), 0)
+		}
+		pctx, cancel := context.WithTimeout(ctx, wait)
+		fetches := sess.PollFetches(pctx)
+		cancel()
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				s.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
+			}
+		})
+		if s.rebuild.Load() {
+			continue // the assignment changed under this poll: rewind first
+		}
+		now := time.Now()
+		s.parse(fetches, &b)
+		s.mu.Lock()
+		out := s.feed(&b, now)
+		s.mu.Unlock()
+		out = s.dedup(out)
+		if (len(out) > 0 || len(b.late) > 0 || b.n > 0) && !inTxn {
+			if err := sess.Begin(); err != nil {
+				return fmt.Errorf("realtime/service: begin transaction: %w", err)
+			}
+			inTxn, txStart = true, now
+			prodMu.Lock()
+			prodErr = nil
+			prodMu.Unlock()
+		}
+		for _, a := range out {
+			v, err := json.Marshal(a)
+			if err != nil {
+				return fmt.Errorf("realtime/service: encode alert %s: %w", a.ID, err)
+			}
+			sess.Produce(ctx, &kgo.Record{Topic: s.o.AlertsTopic, Key: []byte(alertKey(a)), Value: v, Timestamp: a.Timestamp}, promise)
+			pending = append(pending, a)
+		}
+		for _, r := range b.late {
+			sess.Produce(ctx, r, promise)
+		}
+		if n := len(b.late); n > 0 {
+			s.late.Add(int64(n))
+		}
+		if inTxn && (time.Since(txStart) >= s.o.TransactionInterval || ctx.Err() != nil) {
+			if err := end(); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastPrune) > time.Second {
+			s.prunePublished()
+			lastPrune = time.Now()
+		}
+	}
+	if inTxn {
+		if err := end(); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// process feeds one poll to the engine and collects its alerts and late
-// events. The engine is shared with the group callbacks, hence the lock;
-// the deferred unlock keeps a panic from leaving the callbacks blocked.
-func (s *Service) process(fetches kgo.Fetches, now time.Time, out *[]alert.Alert, late *[]*kgo.Record) {
+// alertKey partitions alerts by their key values, so the alerts of one
+// key stay in order.
+func alertKey(a alert.Alert) string {
+	k := a.RuleID
+	for _, v := range a.KeyValues {
+		k += "|" + v
+	}
+	return k
+}
+
+// dedup drops alerts already published (by this or an earlier
+// incarnation, or another instance before a reassignment).
+func (s *Service) dedup(out []alert.Alert) []alert.Alert {
+	j := 0
+	for _, a := range out {
+		if _, ok := s.published[a.ID]; ok {
+			s.dups.Add(1)
+			s.m.duplicates.Inc()
+			continue
+		}
+		// Mark now: one batch cannot raise the same id twice, but the
+		// pending transaction's alerts are not in published yet.
+		s.published[a.ID] = a.Timestamp.UnixNano()
+		out[j] = a
+		j++
+	}
+	return out[:j]
+}
+
+// prunePublished forgets ids no accepted event can raise again.
+func (s *Service) prunePublished() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	fetches.EachRecord(func(r *kgo.Record) {
-		p := s.parsers[r.Topic]
+	wm := s.engine.Watermark()
+	horizon := s.horizon(s.rs) + maxSuppress(s.rs)
+	s.mu.Unlock()
+	if wm.IsZero() {
+		return
+	}
+	cut := wm.Add(-horizon).UnixNano()
+	maps.DeleteFunc(s.published, func(_ string, t int64) bool { return t < cut })
+}
+
+// batch is one poll's input, parsed.
+type batch struct {
+	recs   []*kgo.Record
+	parsed []schemas.Record // nil where the line did not parse
+	late   []*kgo.Record
+	n      int
+}
+
+// parse parses a poll's records, in parallel when it is large.
+func (s *Service) parse(fetches kgo.Fetches, b *batch) {
+	b.recs = b.recs[:0]
+	b.late = b.late[:0]
+	fetches.EachRecord(func(r *kgo.Record) { b.recs = append(b.recs, r) })
+	b.n = len(b.recs)
+	b.parsed = slices.Grow(b.parsed[:0], b.n)[:b.n]
+	w := min(len(s.workers), b.n/512)
+	if w <= 1 {
+		s.parseRange(s.workers[0], b, 0, b.n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (b.n + w - 1) / w
+	for i := range w {
+		lo, hi := i*chunk, min((i+1)*chunk, b.n)
+		wg.Go(func() { s.parseRange(s.workers[i], b, lo, hi) })
+	}
+	wg.Wait()
+}
+
+func (s *Service) parseRange(ps map[string]parse.Parser, b *batch, lo, hi int) {
+	for i := lo; i < hi; i++ {
+		r := b.recs[i]
+		b.parsed[i] = nil
+		p := ps[r.Topic]
 		if p == nil {
-			return
+			continue
 		}
-		rec, err := p.Parse(r.Value)
-		if err != nil {
-			return // the consumer quarantines it; there is no event to count
+		if rec, err := p.Parse(r.Value); err == nil {
+			b.parsed[i] = rec
 		}
-		s.events.Add(1)
-		s.mEvents.Inc()
+	}
+}
+
+// feed runs a parsed batch through the engine, then advances the
+// watermark; it fills b.late. The caller holds s.mu.
+func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
+	var (
+		out             []alert.Alert
+		topic           string
+		tm              *topicMetrics
+		ev, fail, lateN int64
+		totEv, totFail  int64
+	)
+	// Records come grouped by partition, so counters are added per run
+	// of one topic rather than per event.
+	flush := func() {
+		if tm != nil {
+			tm.events.Add(float64(ev))
+			tm.parseFail.Add(float64(fail))
+			tm.late.Add(float64(lateN))
+		}
+		totEv, totFail = totEv+ev, totFail+fail
+		ev, fail, lateN = 0, 0, 0
+	}
+	for i, rec := range b.parsed {
+		r := b.recs[i]
+		if r.Topic != topic {
+			flush()
+			topic, tm = r.Topic, s.m.topic(r.Topic)
+		}
+		if rec == nil {
+			fail++
+			continue
+		}
+		ev++
 		var isLate bool
-		*out, isLate = s.engine.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, *out)
-		if isLate && s.o.LateTopic != "" {
-			*late = append(*late, &kgo.Record{Topic: s.o.LateTopic, Key: r.Key, Value: r.Value,
-				Headers: []kgo.RecordHeader{{Key: "source_topic", Value: []byte(r.Topic)}}})
+		out, isLate = s.engine.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, out)
+		if isLate {
+			lateN++
+			if s.o.LateTopic != "" {
+				b.late = append(b.late, &kgo.Record{Topic: s.o.LateTopic, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+					Headers: []kgo.RecordHeader{
+						{Key: "source_topic", Value: []byte(r.Topic)},
+						{Key: "source_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+						{Key: "source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+						{Key: "reason", Value: fmt.Appendf(nil, "event time %s is more than the allowed lateness behind the watermark %s",
+							rec.EventTime().UTC().Format(time.RFC3339Nano), s.engine.Watermark().Format(time.RFC3339Nano))},
+					}})
+			}
 		}
-	})
-	*out = s.engine.Advance(now, *out)
+	}
+	flush()
+	s.events.Add(totEv)
+	s.parseFail.Add(totFail)
+	return s.engine.Advance(now, out)
 }

@@ -1,0 +1,234 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lambdalog/lambdalog/realtime/rules"
+)
+
+// Handler serves the service's HTTP API: the alert stream at
+// /api/alerts/stream and the live top keys at /api/windows/top.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /api/alerts/stream", s.o.Hub)
+	mux.HandleFunc("GET /api/windows/top", s.serveTop)
+	return mux
+}
+
+// TopWindow is one row of /api/windows/top.
+type TopWindow struct {
+	RuleID      string    `json:"rule_id"`
+	Key         string    `json:"key"`
+	Value       float64   `json:"value"`
+	Events      int64     `json:"event_count"`
+	Threshold   float64   `json:"threshold"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	Precision   string    `json:"value_precision"`
+}
+
+// maxTop bounds n so a request cannot ask for every key.
+const maxTop = 1000
+
+// serveTop answers {"windows":[...]} with the n (default 10) keys of rule
+// (or metric, its alias) with the largest current window aggregate; with
+// no rule, the top keys of every windowed rule, by value over threshold.
+func (s *Service) serveTop(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	rule := q.Get("rule")
+	if rule == "" {
+		rule = q.Get("metric")
+	}
+	n := 10
+	for _, k := range []string{"n", "limit"} {
+		if v := q.Get(k); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil || x < 1 || x > maxTop {
+				writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("%s must be an integer in 1..%d", k, maxTop))
+				return
+			}
+			n = x
+		}
+	}
+	s.mu.Lock()
+	rs := s.rs
+	var out []TopWindow
+	found := false
+	for _, ru := range rs.Rules {
+		if rule != "" && ru.ID != rule {
+			continue
+		}
+		top, ok := s.engine.Top(ru.ID, n)
+		if !ok {
+			continue
+		}
+		found = true
+		for _, kv := range top {
+			p := "exact"
+			if !kv.Value.Exact {
+				p = "estimate"
+			}
+			out = append(out, TopWindow{RuleID: ru.ID, Key: kv.Key, Value: kv.Value.V, Events: kv.Value.N, Threshold: ru.Threshold,
+				WindowStart: time.Unix(0, kv.Value.Start).UTC(), WindowEnd: time.Unix(0, kv.Value.End).UTC(), Precision: p})
+		}
+	}
+	s.mu.Unlock()
+	if rule != "" && !found {
+		writeJSONError(w, http.StatusNotFound, fmt.Sprintf("no windowed rule %q", rule))
+		return
+	}
+	if rule == "" {
+		// Across rules, rank by how close each key is to firing.
+		sort.SliceStable(out, func(i, j int) bool { return out[i].Value/out[i].Threshold > out[j].Value/out[j].Threshold })
+		out = out[:min(n, len(out))]
+	}
+	if out == nil {
+		out = []TopWindow{}
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{"windows": out})
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// Reload reads Options.RulesFile and swaps the rules; windows of rules
+// whose definition is unchanged keep their state. A file that does not
+// parse leaves the running rules in force and returns the error.
+func (s *Service) Reload() error {
+	if s.o.RulesFile == "" {
+		return fmt.Errorf("realtime/service: reload: no rules file (the shipped defaults are running)")
+	}
+	rs, err := rules.Load(s.o.RulesFile)
+	if err == nil {
+		s.mu.Lock()
+		err = s.engine.SetRules(rs)
+		if err == nil {
+			s.rs = rs
+		}
+		s.mu.Unlock()
+	}
+	if err != nil {
+		s.m.reloads.WithLabelValues("error").Inc()
+		s.log.Error("rules reload failed; the previous rules stay in force", "file", s.o.RulesFile, "err", err)
+		return fmt.Errorf("realtime/service: reload %s: %w", s.o.RulesFile, err)
+	}
+	s.m.reloads.WithLabelValues("ok").Inc()
+	s.log.Info("rules reloaded", "file", s.o.RulesFile, "rules", len(rs.Rules))
+	return nil
+}
+
+// Rules is the running rule set.
+func (s *Service) Rules() *rules.RuleSet {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rs
+}
+
+// WatchRules reloads the rules whenever Options.RulesFile's modification
+// time or size changes (checked every interval) or a value arrives on
+// hup (SIGHUP), until ctx ends.
+func (s *Service) WatchRules(ctx context.Context, interval time.Duration, hup <-chan os.Signal) {
+	if s.o.RulesFile == "" {
+		return
+	}
+	stamp := func() (time.Time, int64) {
+		fi, err := os.Stat(s.o.RulesFile)
+		if err != nil {
+			return time.Time{}, -1
+		}
+		return fi.ModTime(), fi.Size()
+	}
+	mt, sz := stamp()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			mt, sz = stamp()
+			_ = s.Reload()
+		case <-t.C:
+			m, z := stamp()
+			if z >= 0 && (!m.Equal(mt) || z != sz) {
+				mt, sz = m, z
+				_ = s.Reload()
+			}
+		}
+	}
+}
+
+// checkCopartitioning verifies that the topics of every sequence rule's
+// steps have the same partition count: a correlation needs both events of
+// a key (keyed by source address) in the same instance. It refuses to
+// start unless Options.AllowUncopartitioned, when it warns.
+func (s *Service) checkCopartitioning(ctx context.Context) error {
+	s.mu.Lock()
+	rs := s.rs
+	s.mu.Unlock()
+	var seq []*rules.Rule
+	for _, r := range rs.Rules {
+		if r.Kind == rules.Sequence {
+			seq = append(seq, r)
+		}
+	}
+	if len(seq) == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(s.o.Client...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: kafka: %w", err)
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	details, err := kadm.NewClient(cl).ListTopics(mctx, s.topics()...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: topic metadata: %w", err)
+	}
+	count := map[string]int{}
+	for _, t := range s.topics() {
+		d, ok := details[t]
+		if !ok || d.Err != nil {
+			continue // consumed once it exists; nothing to compare yet
+		}
+		count[t] = len(d.Partitions)
+	}
+	for _, r := range seq {
+		var ts []string
+		for _, st := range r.Steps {
+			for t, ds := range s.topicDataset {
+				if ds == st.Dataset || ds == "" {
+					ts = append(ts, t)
+				}
+			}
+		}
+		sort.Strings(ts)
+		for _, t := range ts[1:] {
+			if count[t] != 0 && count[ts[0]] != 0 && count[t] != count[ts[0]] {
+				msg := fmt.Sprintf("sequence rule %s reads topics %s (%d partitions) and %s (%d partitions): they must be co-partitioned (same partition count, keyed by source address) for its steps to meet in one instance",
+					r.ID, ts[0], count[ts[0]], t, count[t])
+				if !s.o.AllowUncopartitioned {
+					return fmt.Errorf("realtime/service: %s; set realtime.allow_uncopartitioned only for a single instance", msg)
+				}
+				s.log.Warn(msg + "; running anyway (allow_uncopartitioned): correct only with one instance")
+			}
+		}
+	}
+	return nil
+}
