@@ -1,0 +1,205 @@
+package service
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lambdalog/lambdalog/realtime/alert"
+	"github.com/lambdalog/lambdalog/realtime/rules"
+	"github.com/lambdalog/lambdalog/schemas"
+)
+
+// sseClient reads one stream; events arrive on ch as "id|data".
+func sseClient(t *testing.T, ctx context.Context, url, lastID string) (*http.Response, chan string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan string, 100)
+	if resp.StatusCode != http.StatusOK {
+		return resp, ch
+	}
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		id := ""
+		for sc.Scan() {
+			switch l := sc.Text(); {
+			case strings.HasPrefix(l, "id: "):
+				id = l[4:]
+			case strings.HasPrefix(l, "data: "):
+				ch <- id + "|" + l[6:]
+			case strings.HasPrefix(l, ": heartbeat"):
+				ch <- "heartbeat"
+			}
+		}
+	}()
+	return resp, ch
+}
+
+func next(t *testing.T, ch chan string, within time.Duration) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(within):
+		t.Fatalf("nothing on the stream within %v", within)
+		return ""
+	}
+}
+
+// TestHubStreamResumeAndLimit: a live client gets a committed alert within
+// 2 s; a client resuming with Last-Event-ID gets exactly the alerts after
+// that id; past MaxClients the stream answers 503 (counted); idle streams
+// get heartbeats.
+func TestHubStreamResumeAndLimit(t *testing.T) {
+	h := NewHub(HubOptions{History: 3, MaxClients: 2, Heartbeat: 50 * time.Millisecond})
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, live := sseClient(t, ctx, srv.URL, "")
+	for h.clientCount() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	sent := time.Now()
+	h.Send(alert.Alert{ID: "a1", RuleID: "r"})
+	for {
+		got := next(t, live, 2*time.Second)
+		if got == "heartbeat" {
+			continue
+		}
+		if !strings.HasPrefix(got, "a1|") || !strings.Contains(got, `"rule_id":"r"`) {
+			t.Fatalf("live client got %q", got)
+		}
+		break
+	}
+	t.Logf("alert reached the live client in %v", time.Since(sent))
+	for _, id := range []string{"a2", "a3", "a4"} {
+		h.Send(alert.Alert{ID: id, RuleID: "r"})
+	}
+	// History holds a2..a4: resuming after a2 gives a3, a4.
+	_, resumed := sseClient(t, ctx, srv.URL, "a2")
+	var ids []string
+	for len(ids) < 2 {
+		if s := next(t, resumed, 2*time.Second); s != "heartbeat" {
+			ids = append(ids, strings.SplitN(s, "|", 2)[0])
+		}
+	}
+	if fmt.Sprint(ids) != "[a3 a4]" {
+		t.Errorf("resume after a2 gave %v, want [a3 a4]", ids)
+	}
+	resp, _ := sseClient(t, ctx, srv.URL, "")
+	if resp.StatusCode != http.StatusServiceUnavailable || h.Rejected() != 1 {
+		t.Errorf("third client: status %d, rejected %d; want 503 and 1", resp.StatusCode, h.Rejected())
+	}
+	resp.Body.Close()
+	for next(t, resumed, time.Second) != "heartbeat" {
+	}
+}
+
+func (h *Hub) clientCount() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.clients) }
+
+// feedLines parses raw lines of topic and runs them through the service's
+// engine as one poll would.
+func feedLines(s *Service, topic string, lines ...string) []alert.Alert {
+	var b batch
+	for i, l := range lines {
+		b.recs = append(b.recs, &kgo.Record{Topic: topic, Value: []byte(l), Offset: int64(i)})
+	}
+	b.n = len(b.recs)
+	b.parsed = make([]schemas.Record, b.n)
+	s.parseRange(s.workers[0], &b, 0, b.n)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.feed(&b, time.Now())
+}
+
+func sshFail(sec int, ip string) string {
+	return fmt.Sprintf("Mar  2 00:00:%02d host sshd[1]: Failed password for root from %s port 22 ssh2", sec, ip)
+}
+
+// TestReloadKeepsStateAndTopKeys: reloading a rules file that only
+// raises the threshold keeps the window counts (the next failure fires at
+// the new threshold); a broken file keeps the running rules; the live
+// top-keys view answers the window counts.
+func TestReloadKeepsStateAndTopKeys(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "rules.yaml")
+	ruleYAML := func(threshold int) string {
+		return fmt.Sprintf("version: 1\nrules:\n  - id: ssh_fail\n    kind: threshold\n    dataset: auth\n    where: [{field: event_outcome, eq: failure}]\n    key: source_ip\n    aggregate: count\n    window: 60s\n    threshold: %d\n", threshold)
+	}
+	if err := os.WriteFile(file, []byte(ruleYAML(100)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: testSources, Rules: rs, RulesFile: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.engine.Assign("auth", 0, time.Now())
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, sshFail(i, "198.18.0.9"))
+	}
+	lines = append(lines, sshFail(7, "198.18.0.5"), sshFail(8, "198.18.0.5"))
+	if out := feedLines(s, "auth", lines...); len(out) != 0 {
+		t.Fatalf("alerts under threshold 100: %v", out)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/windows/top?rule=ssh_fail&n=5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top struct{ Windows []TopWindow }
+	if err := json.NewDecoder(resp.Body).Decode(&top); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if len(top.Windows) != 2 || top.Windows[0].Key != "198.18.0.9" || top.Windows[0].Value != 6 || top.Windows[1].Value != 2 {
+		t.Fatalf("top = %+v, want 198.18.0.9=6 then 198.18.0.5=2", top.Windows)
+	}
+	if r, _ := http.Get(srv.URL + "/api/windows/top?rule=nope"); r.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown rule: status %d", r.StatusCode)
+	}
+
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n  - id: ssh_fail\n    kind: bogus\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "line") {
+		t.Fatalf("bad file: err %v, want a parse error with its line", err)
+	}
+	if s.Rules() != rs {
+		t.Fatal("a bad file replaced the running rules")
+	}
+	if err := os.WriteFile(file, []byte(ruleYAML(7)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	out := feedLines(s, "auth", sshFail(9, "198.18.0.9"))
+	if len(out) != 1 || out[0].Value != 7 || out[0].Threshold != 7 {
+		t.Fatalf("after reload to threshold 7, the 7th failure gave %+v; the window state was not kept", out)
+	}
+}
