@@ -22,7 +22,11 @@ func TestKeyTableAgainstMap(t *testing.T) {
 			if seed%2 == 0 {
 				home = uint64(rng.IntN(1 << 20))
 			}
-			s.st[i] = keyState{key: fmt.Sprint("k", i), kh: home | uint64(rng.IntN(3))<<32}
+			key := fmt.Sprint("k", i)
+			if i%3 == 0 { // longer than the inline prefix, equal in it
+				key = fmt.Sprint("a-long-common-prefix-", i)
+			}
+			s.st[i] = keyState{key: key, kh: home | uint64(rng.IntN(3))<<32, kp: keyPrefix(key)}
 		}
 		in := map[int32]bool{}
 		for step := 0; step < 4000; step++ {

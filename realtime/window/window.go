@@ -153,8 +153,9 @@ const none = -1
 
 type keyState struct {
 	key   string
-	kh    uint64 // HashKey(key)
-	slots []slot // ascending idx
+	kh    uint64    // HashKey(key)
+	kp    [2]uint64 // the key's first 16 bytes, zero-padded (keyPrefix)
+	slots []slot    // ascending idx
 	head  int32  // first slot of the frontier window
 	smpAt int32  // next sample to overwrite once smp is full
 	fs    int64  // frontier window start, slice index
@@ -188,6 +189,7 @@ type Store struct {
 	late    int64 // lateness, ns
 	keep    int   // slots kept behind the frontier window before forced pruning
 	seed    maphash.Seed
+	salt    uint64 // salts distinct-value positions, from seed
 	tab     keyTable
 	st      []keyState
 	free    []int32
@@ -261,6 +263,7 @@ func NewStore(spec Spec, opts Options) (*Store, error) {
 	if s.seed == (maphash.Seed{}) {
 		s.seed = maphash.MakeSeed()
 	}
+	s.salt = maphash.String(s.seed, "distinct values")
 	s.tab.init(0)
 	s.lastTopic = none
 	s.keep = int(s.n + s.late/g + s.q + 2)
@@ -549,7 +552,7 @@ func (s *Store) prune(ks *keyState) {
 		if j < len(ks.slots) {
 			upto = ks.slots[j].idx
 		}
-		ks.d.expire(upto, ks)
+		ks.d.expire(upto, s.salt)
 	}
 	copy(ks.slots, ks.slots[j:])
 	ks.slots = ks.slots[:len(ks.slots)-j]
@@ -572,7 +575,7 @@ func (s *Store) newKey(key string, kh uint64, x int64) int32 {
 	ks := &s.st[ref]
 	slots := ks.slots[:0]
 	smp := ks.smp[:0]
-	*ks = keyState{kh: kh, slots: slots, smp: smp, max: x, fs: s.frontierStart(x), prev: none, next: none}
+	*ks = keyState{kh: kh, kp: keyPrefix(key), slots: slots, smp: smp, max: x, fs: s.frontierStart(x), prev: none, next: none}
 	if cap(ks.slots) == 0 {
 		ks.slots = make([]slot, 0, 1)
 	}
@@ -716,9 +719,13 @@ func (s *Store) Key(ref int32) string { return s.st[ref].key }
 // last occurrence and a bitmap of its occurrences in the 128 slices up to
 // it, or, past the exact bound, in a sliding HyperLogLog.
 type distinct struct {
-	ents   []dent
-	idx    map[uint64]int32 // built past linearLimit entries
-	dcount int64            // values whose last occurrence is in the frontier window
+	ents []dent
+	// idx indexes ents by value hash past linearLimit entries: open
+	// addressing with linear probing, entry index + 1 (0 is empty), at
+	// most half full. Positions are salted per store (see find).
+	idx    []int32
+	shift  uint8 // 64 - log2(len(idx))
+	dcount int64 // values whose last occurrence is in the frontier window
 	sk     *hll.Sliding
 	sat    bool
 }
@@ -731,12 +738,26 @@ type dent struct {
 
 const linearLimit = 16
 
-func (d *distinct) find(h uint64) int {
+// pos is value hash h's home in idx: the hashes come from the rules
+// (unseeded), so they are salted with the store's seed before the
+// multiplicative spread, which keeps crafted values from piling up in one
+// probe run.
+func (d *distinct) pos(h, salt uint64) uint64 {
+	return ((h ^ salt) * 0x9e3779b97f4a7c15) >> d.shift
+}
+
+func (d *distinct) find(h, salt uint64) int {
 	if d.idx != nil {
-		if i, ok := d.idx[h]; ok {
-			return int(i)
+		mask := uint64(len(d.idx) - 1)
+		for i := d.pos(h, salt); ; i = (i + 1) & mask {
+			j := d.idx[i]
+			if j == 0 {
+				return -1
+			}
+			if d.ents[j-1].h == h {
+				return int(j - 1)
+			}
 		}
-		return -1
 	}
 	for i := range d.ents {
 		if d.ents[i].h == h {
@@ -762,7 +783,7 @@ func (s *Store) addDistinct(ks *keyState, x int64, h uint64) {
 		d.sk.Insert(x, h)
 		return
 	}
-	i := d.find(h)
+	i := d.find(h, s.salt)
 	if i < 0 {
 		if len(d.ents) >= s.opts.ExactDistinct {
 			if s.stats.Sketches >= s.opts.MaxSketches {
@@ -775,10 +796,10 @@ func (s *Store) addDistinct(ks *keyState, x int64, h uint64) {
 			return
 		}
 		d.ents = append(d.ents, dent{h: h, last: x, m0: 1})
-		if d.idx != nil {
-			d.idx[h] = int32(len(d.ents) - 1)
+		if d.idx != nil && 2*len(d.ents) <= len(d.idx) {
+			d.place(len(d.ents)-1, s.salt)
 		} else if len(d.ents) > linearLimit {
-			d.reindex()
+			d.reindex(s.salt)
 		}
 		s.slotDL(ks, x, 1)
 		return
@@ -814,14 +835,36 @@ func setBit(e *dent, i uint64) {
 	}
 }
 
-func (d *distinct) reindex() {
+// reindex rebuilds idx for the current entries (none at or under
+// linearLimit, where a scan is faster).
+func (d *distinct) reindex(salt uint64) {
 	if len(d.ents) <= linearLimit {
 		d.idx = nil
 		return
 	}
-	d.idx = make(map[uint64]int32, len(d.ents))
+	size, bits := 64, uint8(6)
+	for size < 2*len(d.ents) {
+		size, bits = size*2, bits+1
+	}
+	if len(d.idx) == size {
+		clear(d.idx)
+	} else {
+		d.idx = make([]int32, size)
+	}
+	d.shift = 64 - bits
 	for i := range d.ents {
-		d.idx[d.ents[i].h] = int32(i)
+		d.place(i, salt)
+	}
+}
+
+// place indexes entry i, which is not in idx.
+func (d *distinct) place(i int, salt uint64) {
+	mask := uint64(len(d.idx) - 1)
+	for j := d.pos(d.ents[i].h, salt); ; j = (j + 1) & mask {
+		if d.idx[j] == 0 {
+			d.idx[j] = int32(i + 1)
+			return
+		}
 	}
 }
 
@@ -876,7 +919,7 @@ func bitsIn(e *dent, lo, hi uint64) bool {
 }
 
 // expire drops values whose last occurrence is before slice x.
-func (d *distinct) expire(x int64, ks *keyState) {
+func (d *distinct) expire(x int64, salt uint64) {
 	if d.sk != nil {
 		d.sk.Expire(x)
 		return
@@ -890,6 +933,6 @@ func (d *distinct) expire(x int64, ks *keyState) {
 	}
 	if j != len(d.ents) {
 		d.ents = d.ents[:j]
-		d.reindex()
+		d.reindex(salt)
 	}
 }
