@@ -156,11 +156,11 @@ type keyState struct {
 	kh    uint64    // HashKey(key)
 	kp    [2]uint64 // the key's first 16 bytes, zero-padded (keyPrefix)
 	slots []slot    // ascending idx
-	head  int32  // first slot of the frontier window
-	smpAt int32  // next sample to overwrite once smp is full
-	fs    int64  // frontier window start, slice index
-	max   int64  // newest slice
-	runN  int64  // events in the frontier window
+	head  int32     // first slot of the frontier window
+	smpAt int32     // next sample to overwrite once smp is full
+	fs    int64     // frontier window start, slice index
+	max   int64     // newest slice
+	runN  int64     // events in the frontier window
 	runV  float64
 	d     *distinct
 	smp   []csample
