@@ -164,3 +164,7 @@ func byID(t testing.TB, as []alert.Alert) map[string]alert.Alert {
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
+}
