@@ -187,7 +187,7 @@ func TestBrokerFaults(t *testing.T) {
 	consumeUntil(ctx, t, fsys, b, 3000)
 	produceLines(ctx, t, cl, 3000, 6000)
 	consumeUntil(ctx, t, fsys, b, 6000)
-	if fetchFails.Load() < 2 || commitFails.Load() < 1 {
+	if fetchFails.Load() < 1 || commitFails.Load() < 1 {
 		t.Errorf("faults not exercised: %d fetches, %d offset commits failed", fetchFails.Load(), commitFails.Load())
 	}
 	mustExact(ctx, t, fsys, 6000)
