@@ -109,10 +109,10 @@ type Engine struct {
 
 type ruleState struct {
 	rule    *rules.Rule
-	store   *window.Store         // threshold and value_count
-	seq     map[string]*seqState  // sequence
-	fired   map[string]*fireState // suppression and resolve state per key
-	firing  []string              // keys with an open alert, in firing order
+	store   *window.Store        // threshold and value_count
+	seq     *keyIndex[seqState]  // sequence
+	fired   *keyIndex[fireState] // suppression and resolve state per key
+	firing  []string             // keys with an open alert, in firing order
 	nextGC  int64
 	dropped uint64
 }
@@ -188,9 +188,9 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 			kept++
 			continue
 		}
-		st := &ruleState{rule: r, fired: map[string]*fireState{}}
+		st := &ruleState{rule: r, fired: newKeyIndex[fireState]()}
 		if r.Kind == rules.Sequence {
-			st.seq = map[string]*seqState{}
+			st.seq = newKeyIndex[seqState]()
 		} else {
 			s, err := window.NewStore(window.Spec{Size: r.Window, Slide: r.Slide, Op: r.Aggregate, Lateness: e.opts.AllowedLateness},
 				window.Options{MaxKeys: e.opts.MaxKeysPerRule, ExactDistinct: e.opts.ExactDistinct, MaxSketches: e.opts.MaxSketches, Samples: e.opts.Samples, Seed: e.seed})
@@ -277,7 +277,7 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 		}
 		st := ps.st
 		if ps.step >= 0 {
-			out = e.sequence(st, ps.step, k.key, t, sm, now, out)
+			out = e.sequence(st, ps.step, k.key, k.hash, t, sm, now, out)
 			continue
 		}
 		r := st.rule
@@ -293,7 +293,7 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 		}
 		w, ref := st.store.AddHash(k.key, k.hash, t, v, h, sm)
 		if w.V >= r.Threshold {
-			out = e.trigger(st, ref, w, t, now, out)
+			out = e.trigger(st, ref, k.hash, w, t, now, out)
 		}
 	}
 	return out, false
@@ -301,11 +301,11 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 
 // trigger handles a window at or over the threshold: one alert per
 // suppression period, counting the other crossing windows as suppressed.
-func (e *Engine) trigger(st *ruleState, ref int32, w window.Value, t int64, now time.Time, out []alert.Alert) []alert.Alert {
+func (e *Engine) trigger(st *ruleState, ref int32, kh uint64, w window.Value, t int64, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	period := window.FloorDiv(t, int64(r.Suppress))
 	key := st.store.Key(ref)
-	fs := st.fired[key]
+	fs := st.fired.get(kh, key)
 	if fs != nil && period <= fs.period {
 		if w.Start > fs.lastWin {
 			fs.lastWin = w.Start
@@ -318,8 +318,7 @@ func (e *Engine) trigger(st *ruleState, ref int32, w window.Value, t int64, now 
 	if fs != nil {
 		a.Suppressed = fs.suppressed
 	} else {
-		fs = &fireState{}
-		st.fired[key] = fs
+		fs = st.fired.put(kh, key)
 	}
 	a.WindowStart, a.WindowEnd = time.Unix(0, w.Start).UTC(), time.Unix(0, w.End).UTC()
 	a.Value, a.EventCount = w.V, w.N
@@ -379,23 +378,22 @@ func (e *Engine) baseAlert(r *rules.Rule, key, typ string, period, t int64, now 
 // sequence runs one step of a two-step rule on an event for key that
 // matched the step: a step-1 event for key X followed, within the rule's
 // duration, by a step-2 event for X. Either step may arrive out of order.
-func (e *Engine) sequence(st *ruleState, step int, key string, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
+func (e *Engine) sequence(st *ruleState, step int, key string, kh uint64, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	within := int64(r.Within)
-	ss := st.seq[key]
+	ss := st.seq.get(kh, key)
 	if ss == nil {
-		if len(st.seq) >= e.opts.MaxKeysPerRule {
+		if st.seq.Len() >= e.opts.MaxKeysPerRule {
 			st.dropped++
 			return out
 		}
-		ss = &seqState{}
-		st.seq[strings.Clone(key)] = ss
+		ss = st.seq.put(kh, key)
 	}
 	if step == 1 {
 		// Latest step-1 event at or before t, within the duration.
 		for i := len(ss.as) - 1; i >= 0; i-- {
 			if a := ss.as[i]; a <= t && t-a <= within {
-				out = e.seqMatch(st, key, ss.aRef[i], sm, now, out)
+				out = e.seqMatch(st, key, kh, ss.aRef[i], sm, now, out)
 				break
 			}
 		}
@@ -405,7 +403,7 @@ func (e *Engine) sequence(st *ruleState, step int, key string, t int64, sm windo
 		// (the step-2 event arrived first).
 		for i, b := range ss.bs {
 			if b >= t && b-t <= within && ss.bRef[i] != sm {
-				out = e.seqMatch(st, key, sm, ss.bRef[i], now, out)
+				out = e.seqMatch(st, key, kh, sm, ss.bRef[i], now, out)
 				break
 			}
 		}
@@ -416,7 +414,17 @@ func (e *Engine) sequence(st *ruleState, step int, key string, t int64, sm windo
 
 // insertTime inserts t in ascending order, keeping the newest seqDepth.
 func insertTime(ts []int64, refs []window.Sample, t int64, sm window.Sample) ([]int64, []window.Sample) {
-	i := sort.Search(len(ts), func(i int) bool { return ts[i] > t })
+	// Events come mostly in order: look for the place from the end.
+	i := len(ts)
+	for i > 0 && ts[i-1] > t {
+		i--
+	}
+	if n := len(ts); n == seqDepth && i == n {
+		copy(ts, ts[1:])
+		copy(refs, refs[1:])
+		ts[n-1], refs[n-1] = t, sm
+		return ts, refs
+	}
 	ts = append(ts, 0)
 	refs = append(refs, window.Sample{})
 	copy(ts[i+1:], ts[i:])
@@ -432,10 +440,10 @@ func insertTime(ts []int64, refs []window.Sample, t int64, sm window.Sample) ([]
 	return ts, refs
 }
 
-func (e *Engine) seqMatch(st *ruleState, key string, a, b window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
+func (e *Engine) seqMatch(st *ruleState, key string, kh uint64, a, b window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	period := window.FloorDiv(b.Time, int64(r.Suppress))
-	fs := st.fired[key]
+	fs := st.fired.get(kh, key)
 	if fs != nil && period <= fs.period {
 		if b.Time > fs.lastWin {
 			fs.lastWin = b.Time
@@ -448,8 +456,7 @@ func (e *Engine) seqMatch(st *ruleState, key string, a, b window.Sample, now tim
 	if fs != nil {
 		al.Suppressed = fs.suppressed
 	} else {
-		fs = &fireState{}
-		st.fired[string(append([]byte(nil), key...))] = fs
+		fs = st.fired.put(kh, key)
 	}
 	*fs = fireState{period: period, lastWin: b.Time, alertID: al.ID}
 	al.WindowStart, al.WindowEnd = time.Unix(0, a.Time).UTC(), time.Unix(0, a.Time+int64(r.Within)).UTC()
@@ -487,18 +494,12 @@ func (e *Engine) Advance(now time.Time, out []alert.Alert) []alert.Alert {
 		// Run at most once per suppression period / 8.
 		st.nextGC = wm + int64(r.Suppress)/8
 		cur := window.FloorDiv(wm-late, int64(r.Suppress))
-		for k, fs := range st.fired {
-			if fs.period < cur && !fs.firing {
-				delete(st.fired, k)
-			}
-		}
+		st.fired.deleteIf(func(_ string, fs *fireState) bool { return fs.period < cur && !fs.firing })
 		if st.seq != nil {
 			horizon := wm - late - int64(r.Within)
-			for k, ss := range st.seq {
-				if (len(ss.as) == 0 || ss.as[len(ss.as)-1] < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1] < horizon) {
-					delete(st.seq, k)
-				}
-			}
+			st.seq.deleteIf(func(_ string, ss *seqState) bool {
+				return (len(ss.as) == 0 || ss.as[len(ss.as)-1] < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1] < horizon)
+			})
 		}
 	}
 	return out
@@ -513,7 +514,7 @@ func (e *Engine) resolve(st *ruleState, wm int64, now time.Time, out []alert.Ale
 	end := window.FloorDiv(wm, slide) * slide
 	j := 0
 	for _, key := range st.firing {
-		fs := st.fired[key]
+		fs := st.fired.get(maphash.String(e.seed, key), key)
 		if fs == nil || !fs.firing {
 			continue
 		}
@@ -635,7 +636,7 @@ func (e *Engine) Stats() Stats {
 			rs.Window = st.store.Stats()
 			rs.Keys = rs.Window.Keys
 		} else {
-			rs.Keys = len(st.seq)
+			rs.Keys = st.seq.Len()
 		}
 		s.Rules[i] = rs
 	}

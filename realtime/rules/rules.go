@@ -106,8 +106,8 @@ type Rule struct {
 	// Line is where the rule starts in its file.
 	Line int
 
-	keys  []schemas.Accessor
-	value schemas.Accessor
+	keys  []col
+	value col
 	state string
 }
 
@@ -115,7 +115,7 @@ type Rule struct {
 type Step struct {
 	Dataset string
 	Where   Filter
-	keys    []schemas.Accessor
+	keys    []col
 }
 
 // StateKey identifies the part of the definition the window state depends
@@ -559,14 +559,14 @@ func column(n *yaml.Node, id string, d *schemas.Dataset, col string) (schemas.Ac
 	return a, nil
 }
 
-func keyAccessors(n *yaml.Node, id string, d *schemas.Dataset, key []string) ([]schemas.Accessor, error) {
-	out := make([]schemas.Accessor, len(key))
+func keyAccessors(n *yaml.Node, id string, d *schemas.Dataset, key []string) ([]col, error) {
+	out := make([]col, len(key))
 	for i, k := range key {
 		a, err := column(n, id, d, k)
 		if err != nil {
 			return nil, err
 		}
-		out[i] = a
+		out[i] = newCol(d, a)
 	}
 	return out, nil
 }
@@ -634,10 +634,12 @@ func (raw *rawRule) compileWindow(r *Rule) error {
 		}
 	}
 	if r.Field != "" {
-		if r.value, err = column(raw.at("field"), id, d, r.Field); err != nil {
+		acc, err := column(raw.at("field"), id, d, r.Field)
+		if err != nil {
 			return err
 		}
-		if r.Aggregate != window.Distinct && !numericKind(r.value.Kind()) {
+		r.value = newCol(d, acc)
+		if r.Aggregate != window.Distinct && !numericKind(r.value.kind) {
 			return errAt(raw.at("field"), id, "%s of column %s: it is not numeric", raw.agg, r.Field)
 		}
 	}
@@ -723,13 +725,13 @@ func (s *Step) AppendKey(dst []byte, rec schemas.Record) ([]byte, bool) {
 // KeySep separates the values of a multi-column key.
 const KeySep = '\x1f'
 
-func appendKey(dst []byte, keys []schemas.Accessor, rec schemas.Record) ([]byte, bool) {
-	for i, a := range keys {
+func appendKey(dst []byte, keys []col, rec schemas.Record) ([]byte, bool) {
+	for i := range keys {
 		if i > 0 {
 			dst = append(dst, KeySep)
 		}
 		n := len(dst)
-		dst = a.AppendString(dst, rec)
+		dst = keys[i].appendString(dst, rec)
 		if len(dst) == n {
 			return dst, false
 		}
@@ -740,8 +742,8 @@ func appendKey(dst []byte, keys []schemas.Accessor, rec schemas.Record) ([]byte,
 // Key1 returns rec's key as a string when the key is one string column. For a single string column it is the
 // record's own string (no allocation).
 func (r *Rule) Key1(rec schemas.Record) (string, bool) {
-	if len(r.keys) == 1 && r.keys[0].Kind() == schemas.KindString {
-		s := r.keys[0].String(rec)
+	if len(r.keys) == 1 && r.keys[0].kind == schemas.KindString {
+		s := r.keys[0].str(rec)
 		return s, s != ""
 	}
 	return "", false
@@ -749,8 +751,8 @@ func (r *Rule) Key1(rec schemas.Record) (string, bool) {
 
 // Key1 is Rule.Key1 for a sequence step.
 func (s *Step) Key1(rec schemas.Record) (string, bool) {
-	if len(s.keys) == 1 && s.keys[0].Kind() == schemas.KindString {
-		v := s.keys[0].String(rec)
+	if len(s.keys) == 1 && s.keys[0].kind == schemas.KindString {
+		v := s.keys[0].str(rec)
 		return v, v != ""
 	}
 	return "", false
@@ -761,26 +763,26 @@ func (r *Rule) Value(rec schemas.Record) (float64, bool) {
 	if r.Aggregate == window.Count || r.Aggregate == window.Distinct {
 		return 0, true
 	}
-	return r.value.Float64(rec)
+	return r.value.float64(rec)
 }
 
 // Hash returns a 64-bit hash of the field's value for distinct counts; ok
 // is false when the value is empty. The hash is fixed across runs, so
 // estimates are reproducible.
 func (r *Rule) Hash(rec schemas.Record) (uint64, bool) {
-	switch r.value.Kind() {
+	switch r.value.kind {
 	case schemas.KindString:
-		s := r.value.String(rec)
+		s := r.value.str(rec)
 		if s == "" {
 			return 0, false
 		}
 		return HashString(s), true
 	case schemas.KindInt64, schemas.KindInt32, schemas.KindUint16, schemas.KindFloat64:
-		v, ok := r.value.Int64(rec)
+		v, ok := r.value.int64(rec)
 		return mix64(uint64(v)), ok
 	}
 	var buf [64]byte
-	b := r.value.AppendString(buf[:0], rec)
+	b := r.value.appendString(buf[:0], rec)
 	if len(b) == 0 {
 		return 0, false
 	}
@@ -822,7 +824,7 @@ const (
 
 type cond struct {
 	field string
-	acc   schemas.Accessor
+	acc   col
 	op    condOp
 	not   bool
 	num   bool // compare numerically
@@ -905,7 +907,7 @@ func (f Filter) Match(rec schemas.Record) bool {
 
 func (c *cond) match(rec schemas.Record) bool {
 	if c.num {
-		v, ok := c.acc.Float64(rec)
+		v, ok := c.acc.float64(rec)
 		if !ok {
 			return false
 		}
@@ -925,7 +927,7 @@ func (c *cond) match(rec schemas.Record) bool {
 		}
 		return true
 	}
-	s := c.acc.String(rec)
+	s := c.acc.str(rec)
 	switch c.op {
 	case opEq:
 		return s == c.str
@@ -1009,7 +1011,7 @@ func compileFilter(n *yaml.Node, id string, d *schemas.Dataset) (Filter, error) 
 		if err != nil {
 			return f, err
 		}
-		c.acc = acc
+		c.acc = newCol(d, acc)
 		c.num = numericKind(acc.Kind())
 		if c.op == opRange && !c.num {
 			return f, errAt(cn, id, "range on %s: column is not numeric", c.field)
