@@ -14,16 +14,16 @@ import (
 )
 
 // TestRebalanceExactlyOnce runs three consumers of one group that join and
-// leave at random while records are produced; once every record is
-// committed, each offset is in the dataset exactly once.
+// leave at random while records are produced, on the local disk and on the
+// in-process HDFS; once every record is committed, each offset is in the
+// dataset exactly once.
 func TestRebalanceExactlyOnce(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) { rebalanceChurn(t, fsys) })
+}
+
+func rebalanceChurn(t *testing.T, fsys storage.FS) {
 	const total = 60_000
 	b := kafkatest.Start(t, kafkatest.Options{Topics: []string{"auth"}, Partitions: 6})
-	fsys, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fsys.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -114,4 +114,24 @@ func TestRebalanceExactlyOnce(t *testing.T) {
 	if !rep.OK || rows != total {
 		t.Fatalf("after churn: ok=%v rows=%d, want %d exactly once: %+v", rep.OK, rows, total, rep)
 	}
+	// The churn must really have moved partitions between owners, or the
+	// test proved nothing about rebalances.
+	st, err := ReadState(ctx, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := 0
+	for _, p := range st.Partitions {
+		epochs := map[string]bool{}
+		for _, e := range p.Entries {
+			epochs[e.Epoch] = true
+		}
+		if len(epochs) > 1 {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatalf("no partition changed owner during the churn")
+	}
+	t.Logf("%d of %d partitions changed owner", moved, len(st.Partitions))
 }
