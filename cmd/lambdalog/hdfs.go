@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ func hdfsCommand() *command {
 		dir       string
 		blockSize int64
 		httpAddr  string
+		faults    string
 	)
 	return &command{
 		name:    "hdfs",
@@ -37,12 +39,19 @@ The DataNode listens on a free port of the same host. With --dir DIR the
 namespace and block data are kept on disk and survive a restart; without it
 everything lives in a temporary directory removed on exit. Prints
 "hdfs listening on hdfs://ADDR/" once ready and serves until SIGINT or
-SIGTERM.`,
+SIGTERM.
+
+With --faults ADDR it also serves /faults, which arms the test server's
+fault hooks from another process (tests and soaks only): POST a JSON fault
+such as {"op":"complete","nth":0,"action":"fail"} (actions fail,
+fail_after, hang, delay, drop, refuse_complete), GET the calls they acted
+on, DELETE to disarm them all.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "127.0.0.1:8020", "NameNode `ADDR` to listen on (port 0 picks a free one)")
 			fs.StringVar(&dir, "dir", "", "`DIR` to keep the namespace and blocks in across restarts (default: a temporary directory)")
 			fs.Int64Var(&blockSize, "block-size", defaultHDFSBlockSize, "default block size `N` in bytes, a multiple of 512")
 			fs.StringVar(&httpAddr, "http", "127.0.0.1:0", "`ADDR` of /metrics, /healthz and /readyz (empty disables; port 0 picks a free one)")
+			fs.StringVar(&faults, "faults", "", "`ADDR` of the fault-injection endpoint /faults (tests and soaks only; empty disables)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
@@ -75,12 +84,22 @@ SIGTERM.`,
 				s.Close()
 				return err
 			}
+			waitFaults := func() error { return nil }
+			if faults != "" {
+				bound, w, err := serveFaults(ctx, faults, s, e.log)
+				if err != nil {
+					s.Close()
+					return err
+				}
+				waitFaults = w
+				fmt.Fprintf(e.stdout, "hdfs faults on http://%s/faults\n", bound)
+			}
 			<-ctx.Done()
 			e.log.Info("stopping HDFS test server")
 			if err := s.Close(); err != nil {
 				return fmt.Errorf("hdfs: stop test server: %w", err)
 			}
-			return wait()
+			return errors.Join(wait(), waitFaults())
 		},
 	}
 }
