@@ -97,7 +97,11 @@ type HDFS struct {
 // ClickHouse locates the analysts' database.
 type ClickHouse struct {
 	DSN     Secret `yaml:"dsn" doc:"clickhouse://user:pass@host:9000/db (the password is masked when printed)"`
-	Cluster string `yaml:"cluster" doc:"ON CLUSTER name for replicated DDL; empty for a single server"`
+	Cluster string `yaml:"cluster" doc:"cluster (remote_servers) name: batch DDL runs ON CLUSTER, tables become *_local plus Distributed (docs/operations.md); empty for a single server"`
+	// Replicated needs ZooKeeper on the servers; without it the cluster's
+	// shards hold one copy each (MergeTree + Distributed).
+	Replicated    bool   `yaml:"replicated" doc:"with cluster: ReplicatedMergeTree local tables (needs ZooKeeper and the {shard}/{replica} macros on every server)"`
+	ZooKeeperPath string `yaml:"zookeeper_path" doc:"with replicated: ZooKeeper path of each local table; {database} and {table} are filled in by lambdalog, {shard} by the server's macros"`
 }
 
 // Consumer configures the exactly-once Kafka -> Parquet consumer.
@@ -141,6 +145,8 @@ type Batch struct {
 	RetryBackoff    Duration   `yaml:"retry_backoff" doc:"wait before the first retry of a failed run; doubles per retry up to 10m"`
 	Workers         int        `yaml:"workers" doc:"Parquet files read in parallel by a job; 0 uses every core"`
 	HTTP            string     `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz of batch schedule"`
+	Compute         string     `yaml:"compute" doc:"where the reports job aggregates: go (Arrow over the Parquet files) or clickhouse (INSERT ... SELECT over the event tables, after load-events)"`
+	LeaseTTL        Duration   `yaml:"lease_ttl" doc:"batch run --split: how long a worker's claim on a (job, interval) lasts without renewal; a dead worker's unit is taken over after this"`
 }
 
 // Schedule is one cron schedule of a batch job.
@@ -199,7 +205,7 @@ func Default() *Config {
 				OperationTimeout: Duration(60 * time.Second),
 			},
 		},
-		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog"},
+		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog", ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}"},
 		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second)},
 		Realtime: Realtime{
 			HTTP:                "127.0.0.1:9465",
@@ -227,6 +233,8 @@ func Default() *Config {
 			PollInterval:    Duration(time.Minute),
 			RetryBackoff:    Duration(30 * time.Second),
 			HTTP:            "127.0.0.1:9466",
+			Compute:         "go",
+			LeaseTTL:        Duration(10 * time.Minute),
 		},
 		Serve: Serve{Listen: "127.0.0.1:8080", QueryTimeout: Duration(30 * time.Second), MaxRows: 100_000},
 		Log:   Log{Format: "text", Level: "info"},

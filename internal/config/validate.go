@@ -192,6 +192,16 @@ func (c *Config) Validate() []Problem {
 	if c.Batch.Retries < 0 {
 		add("batch.retries", "must not be negative")
 	}
+	if !contains([]string{"go", "clickhouse"}, c.Batch.Compute) {
+		add("batch.compute", fmt.Sprintf("unknown compute mode %q: want go or clickhouse", c.Batch.Compute))
+	}
+	positive(&ps, "batch.lease_ttl", int64(c.Batch.LeaseTTL))
+	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
+		add("clickhouse.replicated", "needs clickhouse.cluster")
+	}
+	if c.ClickHouse.Replicated && !strings.Contains(c.ClickHouse.ZooKeeperPath, "{table}") {
+		add("clickhouse.zookeeper_path", "must contain {table}, or every table would share one ZooKeeper path")
+	}
 	if (c.Serve.TLSCertFile == "") != (c.Serve.TLSKeyFile == "") {
 		add("serve.tls_cert_file", "tls_cert_file and tls_key_file go together")
 	}
