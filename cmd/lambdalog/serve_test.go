@@ -6,8 +6,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,12 +21,12 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/internal/chtest"
 	"github.com/lambdalog/lambdalog/queries"
 	"github.com/lambdalog/lambdalog/queries/catalog"
 	"github.com/lambdalog/lambdalog/queries/querytest"
-	"github.com/lambdalog/lambdalog/realtime/alert"
 	"github.com/lambdalog/lambdalog/schemas"
 )
 
@@ -87,59 +88,12 @@ func TestQueryCommand(t *testing.T) {
 	}
 }
 
-// sseServer is a stand-in for the speed layer's HTTP API (the realtime
-// service, not landed yet): /api/alerts/stream sends every alert given to
-// send (realtime/alert.Alert JSON) as an SSE event, /api/windows/top
-// answers live windows.
-type sseServer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	clients []chan string
-}
-
-func newSSEServer(t *testing.T) *sseServer {
-	s := &sseServer{}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/alerts/stream", func(w http.ResponseWriter, r *http.Request) {
-		ch := make(chan string, 8)
-		s.mu.Lock()
-		s.clients = append(s.clients, ch)
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.WriteHeader(http.StatusOK)
-		w.(http.Flusher).Flush()
-		for {
-			select {
-			case <-r.Context().Done():
-				return
-			case a := <-ch:
-				fmt.Fprintf(w, "event: alert\ndata: %s\n\n", a)
-				w.(http.Flusher).Flush()
-			}
-		}
-	})
-	mux.HandleFunc("GET /api/windows/top", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, `{"windows":[{"rule_id":"ssh_bruteforce","key":"198.18.7.7","value":9},{"rule_id":"port_scan","key":"198.19.1.2","value":24}]}`)
-	})
-	s.Server = httptest.NewServer(mux)
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *sseServer) send(alert string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.clients {
-		c <- alert
-	}
-	return len(s.clients)
-}
-
 // TestServeDashboardInChromium runs `lambdalog serve` on a loopback port
-// against ClickHouse loaded with generated traffic, a broker and a
-// stand-in speed layer, and drives the dashboard in headless Chromium: no
-// console errors, an alert appears in the live panel within 2 s, the
+// against ClickHouse loaded with generated traffic, a broker and a real
+// speed layer (`lambdalog realtime`, default rules), and drives the
+// dashboard in headless Chromium: no console errors, the live top-N panel
+// shows a key the speed layer is counting, an alert raised by SSH failures
+// produced during the test appears in the live panel within 2 s, the
 // historical charts render with data, and the CSV export downloads the
 // report's rows.
 func TestServeDashboardInChromium(t *testing.T) {
@@ -151,13 +105,36 @@ func TestServeDashboardInChromium(t *testing.T) {
 	}
 	fx := querytest.Load(t, chtest.Start(t), querytest.Options{})
 	from, to := fx.Days()
-	speed := newSSEServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	broker := startBroker(t, ctx)
+	speed := startRealtime(t, ctx, broker)
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	// failures produces n failed SSH logins from ip, stamped now: the
+	// speed layer's windows run on event time.
+	failures := func(ip string, n int) {
+		t.Helper()
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			line := fmt.Sprintf("<38>1 %s e2e sshd 100 - - Failed password for e2e%d from %s port %d ssh2",
+				time.Now().UTC().Format("2006-01-02T15:04:05.000Z"), i, ip, 50000+i)
+			recs = append(recs, &kgo.Record{Topic: "auth", Key: []byte(ip), Value: []byte(line)})
+		}
+		if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three failures (under the brute-force threshold of 5) give the live
+	// top-N panel a key to show before the page loads.
+	failures("198.18.7.7", 3)
+	waitHTTP(t, speed+"/api/windows/top?rule=ssh_bruteforce", "198.18.7.7", 30*time.Second)
 
 	const token = "e2e-token-0123456789"
-	cmd := lambdalog(ctx, t, "serve", "--listen", "127.0.0.1:0", "--clickhouse", fx.DSN, "--brokers", broker, "--realtime-url", speed.URL)
+	cmd := lambdalog(ctx, t, "serve", "--listen", "127.0.0.1:0", "--clickhouse", fx.DSN, "--brokers", broker, "--realtime-url", speed)
 	cmd.Env = append(cmd.Env, "LAMBDALOG_SERVE_TOKEN="+token)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -276,21 +253,14 @@ func TestServeDashboardInChromium(t *testing.T) {
 	if err := chromedp.Do(bctx, chromedp.WaitVisible(`//span[@id="alerts-state" and text()="live"]`)); err != nil {
 		t.Fatal(err)
 	}
+	if top, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(`#top table`))); err != nil || !strings.Contains(top, "198.18.7.7") {
+		t.Errorf("live top-N panel %q (%v), want the speed layer's key 198.18.7.7", top, err)
+	}
+	// Five failures from one source cross ssh_bruteforce's threshold.
+	failures("198.19.66.6", 5)
 	sent := time.Now()
-	a := alert.Alert{ID: "e2e0000000000000000000000000001", Kind: "alert", Type: "start", Timestamp: time.Date(2026, 3, 2, 0, 5, 0, 0, time.UTC),
-		RuleID: "port_scan", RuleName: "Port scan", RuleKind: "value_count", Severity: "high", SeverityID: 4, Datasets: []string{"firewall"},
-		KeyFields: []string{"source_ip"}, KeyValues: []string{"198.19.66.6"}, Aggregate: "distinct", AggregateField: "destination_port",
-		Value: 30, Threshold: 20, Precision: "exact", EventCount: 31}
-	ab, err := json.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	alertJSON := string(ab)
-	if n := speed.send(alertJSON); n == 0 {
-		t.Fatal("no stream client connected to the speed layer")
-	}
 	wctx, wcancel := context.WithTimeout(bctx, 2*time.Second)
-	err = chromedp.Do(wctx, chromedp.WaitVisible(chromedp.CSS(`#alerts li[data-id="e2e0000000000000000000000000001"]`)))
+	err = chromedp.Do(wctx, chromedp.WaitVisible(`//*[@id="alerts"]//li[contains(., "source_ip=198.19.66.6")]`))
 	wcancel()
 	if err != nil {
 		t.Fatalf("alert not shown within 2s: %v", err)
@@ -300,7 +270,7 @@ func TestServeDashboardInChromium(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, "Port scan") || !strings.Contains(text, "source_ip=198.19.66.6") {
+	if !strings.Contains(text, "SSH brute force") || !strings.Contains(text, "source_ip=198.19.66.6") {
 		t.Errorf("alert text %q", text)
 	}
 	t.Logf("alert shown %v after it was sent", latency)
@@ -358,4 +328,52 @@ func TestServeDashboardInChromium(t *testing.T) {
 	if len(consoleErrors) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(consoleErrors, "\n"))
 	}
+}
+
+// startRealtime runs `lambdalog realtime` with the default rules on broker
+// and returns its HTTP base URL once it is ready.
+func startRealtime(t *testing.T, ctx context.Context, broker string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := lambdalog(ctx, t, "realtime", "--brokers", broker, "--http", addr)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("realtime stderr:\n%s", stderr.String())
+		}
+	})
+	base := "http://" + addr
+	waitHTTP(t, base+"/readyz", "", 60*time.Second)
+	return base
+}
+
+// waitHTTP polls url until it answers 200 with a body containing want.
+func waitHTTP(t *testing.T, url, want string, timeout time.Duration) {
+	t.Helper()
+	var last string
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		last = fmt.Sprintf("%d %s", resp.StatusCode, body)
+		if resp.StatusCode == http.StatusOK && strings.Contains(string(body), want) {
+			return
+		}
+	}
+	t.Fatalf("%s: no 200 with %q within %v; last: %s", url, want, timeout, last)
 }
