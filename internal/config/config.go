@@ -24,6 +24,7 @@ type Config struct {
 	Realtime   Realtime   `yaml:"realtime"`
 	Batch      Batch      `yaml:"batch"`
 	Serve      Serve      `yaml:"serve"`
+	Metrics    Metrics    `yaml:"metrics"`
 	Log        Log        `yaml:"log"`
 }
 
@@ -128,6 +129,13 @@ type Realtime struct {
 	WebhookDeadLetter    string   `yaml:"webhook_dead_letter" doc:"file (JSON lines) of alerts the webhook could not take; empty: logged only"`
 	SSEHistory           int      `yaml:"sse_history" doc:"recent alerts kept for Last-Event-ID resume of the alert stream"`
 	SSEMaxClients        int      `yaml:"sse_max_clients" doc:"concurrent alert stream clients; more get 503"`
+	MaxRulesBytes        int      `yaml:"max_rules_bytes" doc:"largest rules file accepted at start and on reload; a larger one is refused and the running rules stay"`
+	HTTPToken            Secret   `yaml:"http_token" doc:"bearer token required on the speed layer's /api (alert stream, live views); open when empty; serve sends it"`
+	HTTPTokenFile        string   `yaml:"http_token_file" doc:"file holding http_token"`
+	HTTPTLSCertFile      string   `yaml:"http_tls_cert_file" doc:"PEM certificate; serves realtime.http over HTTPS with http_tls_key_file"`
+	HTTPTLSKeyFile       string   `yaml:"http_tls_key_file" doc:"PEM key for http_tls_cert_file"`
+	HTTPRateLimit        int      `yaml:"http_rate_limit" doc:"requests per second per client IP on realtime.http (429 over it); 0 disables"`
+	HTTPRateBurst        int      `yaml:"http_rate_burst" doc:"requests a client may make at once on realtime.http"`
 	TransactionalID      string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
 	SessionTimeout       Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
 	AllowUncopartitioned bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
@@ -167,6 +175,19 @@ type Serve struct {
 	RealtimeURL    string   `yaml:"realtime_url" doc:"base URL of the speed layer's HTTP API (alert stream, live windows) proxied to the dashboard; http:// + realtime.http when empty"`
 	QueryTimeout   Duration `yaml:"query_timeout" doc:"longest a report or series query may run in ClickHouse"`
 	MaxRows        int      `yaml:"max_rows" doc:"most rows a report returns; larger results are an error, not silently cut"`
+	RateLimit      int      `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables; behind a proxy every client shares its IP"`
+	RateBurst      int      `yaml:"rate_burst" doc:"requests a client may make at once"`
+}
+
+// Metrics secures the /metrics, /healthz and /readyz port of consume,
+// batch schedule, broker and hdfs (realtime and serve have their own keys).
+type Metrics struct {
+	Token       Secret `yaml:"token" doc:"bearer token (or basic-auth password) required on /metrics; /healthz and /readyz stay open; open when empty"`
+	TokenFile   string `yaml:"token_file" doc:"file holding the metrics token"`
+	TLSCertFile string `yaml:"tls_cert_file" doc:"PEM certificate; serves the metrics port over HTTPS with tls_key_file"`
+	TLSKeyFile  string `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+	RateLimit   int    `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables"`
+	RateBurst   int    `yaml:"rate_burst" doc:"requests a client may make at once"`
 }
 
 // Log configures structured logging.
@@ -218,6 +239,9 @@ func Default() *Config {
 			WebhookMaxAttempts:  5,
 			SSEHistory:          1000,
 			SSEMaxClients:       64,
+			MaxRulesBytes:       1 << 20,
+			HTTPRateLimit:       50,
+			HTTPRateBurst:       100,
 			SessionTimeout:      Duration(10 * time.Second),
 		},
 		Batch: Batch{
@@ -236,8 +260,9 @@ func Default() *Config {
 			Compute:         "go",
 			LeaseTTL:        Duration(10 * time.Minute),
 		},
-		Serve: Serve{Listen: "127.0.0.1:8080", QueryTimeout: Duration(30 * time.Second), MaxRows: 100_000},
-		Log:   Log{Format: "text", Level: "info"},
+		Serve:   Serve{Listen: "127.0.0.1:8080", QueryTimeout: Duration(30 * time.Second), MaxRows: 100_000, RateLimit: 20, RateBurst: 60},
+		Metrics: Metrics{RateLimit: 10, RateBurst: 30},
+		Log:     Log{Format: "text", Level: "info"},
 	}
 }
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,5 +169,74 @@ func TestDocsListEveryKey(t *testing.T) {
 		if !strings.Contains(string(doc), "`"+k.Path+"`") {
 			t.Errorf("docs/configuration.md does not document %s", k.Path)
 		}
+	}
+}
+
+// TestSecretsNeverLogged logs the whole configuration, each section and
+// each secret on its own, with both handlers lambdalog uses; no secret
+// value may come out, whichever key (file, environment) set it.
+func TestSecretsNeverLogged(t *testing.T) {
+	tokFile := writeFile(t, "metrics-tok-from-file\n")
+	cfg, err := Loader{Env: []string{
+		"LAMBDALOG_CLICKHOUSE_DSN=clickhouse://alice:s3cr3t@db:9000/lambdalog",
+		"LAMBDALOG_SERVE_TOKEN=tok-abcdef",
+		"LAMBDALOG_KAFKA_SASL_MECHANISM=PLAIN",
+		"LAMBDALOG_KAFKA_SASL_USERNAME=bob",
+		"LAMBDALOG_KAFKA_SASL_PASSWORD=hunter2",
+		"LAMBDALOG_REALTIME_WEBHOOK_TOKEN=hook-tok-99",
+		"LAMBDALOG_REALTIME_HTTP_TOKEN=rt-api-tok-31",
+		"LAMBDALOG_METRICS_TOKEN_FILE=" + tokFile,
+	}}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, err := cfg.Metrics.BearerToken()
+	if err != nil || mt != "metrics-tok-from-file" {
+		t.Fatalf("metrics token from file = %q, %v", mt, err)
+	}
+	if rt, _ := cfg.Realtime.HTTPBearerToken(); rt != "rt-api-tok-31" {
+		t.Fatalf("realtime token = %q", rt)
+	}
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
+		log := slog.New(h)
+		log.Info("config", "cfg", cfg, "serve", cfg.Serve, "realtime", cfg.Realtime, "metrics", cfg.Metrics, "kafka", cfg.Kafka)
+		log.Info("secrets", "dsn", cfg.ClickHouse.DSN, "tok", cfg.Serve.Token, "rt", cfg.Realtime.HTTPToken, "hook", cfg.Realtime.WebhookToken)
+	}
+	for _, secret := range []string{"s3cr3t", "tok-abcdef", "hunter2", "hook-tok-99", "rt-api-tok-31"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("logs leak %q:\n%s", secret, buf.String())
+		}
+	}
+	if !strings.Contains(buf.String(), "*****") {
+		t.Errorf("secrets should show as *****:\n%s", buf.String())
+	}
+}
+
+func TestHTTPLimitKeysChecked(t *testing.T) {
+	_, err := Loader{Env: []string{
+		"LAMBDALOG_SERVE_RATE_LIMIT=-1",
+		"LAMBDALOG_REALTIME_MAX_RULES_BYTES=0",
+		"LAMBDALOG_REALTIME_HTTP_TLS_CERT_FILE=" + writeFile(t, "x"),
+		"LAMBDALOG_METRICS_TLS_KEY_FILE=/nonexistent/key.pem",
+	}}.Load()
+	got := map[string]string{}
+	for _, p := range Problems(err) {
+		got[p.Key] += p.Message + ";"
+	}
+	for key, msg := range map[string]string{
+		"serve.rate_limit":            "must not be negative",
+		"realtime.max_rules_bytes":    "greater than zero",
+		"realtime.http_tls_cert_file": "go together",
+		"metrics.tls_cert_file":       "go together",
+		"metrics.tls_key_file":        "cannot read",
+	} {
+		if !strings.Contains(got[key], msg) {
+			t.Errorf("%s: problems %q, want %q (all: %v)", key, got[key], msg, got)
+		}
+	}
+	d := Default()
+	if d.Realtime.MaxRulesBytes != 1<<20 || d.Serve.RateLimit != 20 || d.Realtime.HTTPRateLimit != 50 || d.Metrics.RateLimit != 10 {
+		t.Errorf("defaults changed: %+v %+v %+v", d.Realtime, d.Serve, d.Metrics)
 	}
 }

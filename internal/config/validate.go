@@ -74,6 +74,12 @@ func (c *Config) Validate() []Problem {
 		"dataset.hdfs.kerberos_ccache": c.Dataset.HDFS.KerberosCCache,
 		"dataset.hdfs.kerberos_config": c.Dataset.HDFS.KerberosConfig,
 		"realtime.rules":               c.Realtime.Rules,
+		"realtime.http_token_file":     c.Realtime.HTTPTokenFile,
+		"realtime.http_tls_cert_file":  c.Realtime.HTTPTLSCertFile,
+		"realtime.http_tls_key_file":   c.Realtime.HTTPTLSKeyFile,
+		"metrics.token_file":           c.Metrics.TokenFile,
+		"metrics.tls_cert_file":        c.Metrics.TLSCertFile,
+		"metrics.tls_key_file":         c.Metrics.TLSKeyFile,
 	})...)
 
 	if c.Topics.Partitions < 1 {
@@ -166,6 +172,17 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "realtime.sse_history", int64(c.Realtime.SSEHistory))
 	positive(&ps, "realtime.sse_max_clients", int64(c.Realtime.SSEMaxClients))
 	positive(&ps, "realtime.session_timeout", int64(c.Realtime.SessionTimeout))
+	positive(&ps, "realtime.max_rules_bytes", int64(c.Realtime.MaxRulesBytes))
+	for key, v := range map[string]int{"realtime.http_rate_limit": c.Realtime.HTTPRateLimit, "realtime.http_rate_burst": c.Realtime.HTTPRateBurst,
+		"serve.rate_limit": c.Serve.RateLimit, "serve.rate_burst": c.Serve.RateBurst, "metrics.rate_limit": c.Metrics.RateLimit, "metrics.rate_burst": c.Metrics.RateBurst} {
+		nonNegative(&ps, key, int64(v))
+	}
+	for key, pair := range map[string][2]string{"realtime.http_tls_cert_file": {c.Realtime.HTTPTLSCertFile, c.Realtime.HTTPTLSKeyFile},
+		"metrics.tls_cert_file": {c.Metrics.TLSCertFile, c.Metrics.TLSKeyFile}} {
+		if (pair[0] == "") != (pair[1] == "") {
+			add(key, "the certificate and key files go together")
+		}
+	}
 	if c.Realtime.WebhookURL != "" {
 		if u, err := url.Parse(c.Realtime.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("realtime.webhook_url", "not an http(s) URL")
@@ -285,6 +302,17 @@ func (s SASL) SASLPassword() (string, error) {
 // BearerToken returns the serving token from token or token_file.
 func (s Serve) BearerToken() (string, error) {
 	return secretValue(s.Token, s.TokenFile, "serve.token_file")
+}
+
+// HTTPBearerToken returns the speed layer's API token from http_token or
+// http_token_file ("" when its API is open).
+func (r Realtime) HTTPBearerToken() (string, error) {
+	return secretValue(r.HTTPToken, r.HTTPTokenFile, "realtime.http_token_file")
+}
+
+// BearerToken returns the metrics token from token or token_file.
+func (m Metrics) BearerToken() (string, error) {
+	return secretValue(m.Token, m.TokenFile, "metrics.token_file")
 }
 
 func secretValue(v Secret, file, key string) (string, error) {
