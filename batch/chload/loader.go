@@ -23,9 +23,10 @@ import (
 
 // Loader writes the batch layer's results into one ClickHouse database.
 type Loader struct {
-	db  *chdb.DB
-	log *slog.Logger
-	now func() time.Time
+	db   *chdb.DB
+	log  *slog.Logger
+	now  func() time.Time
+	topo Topology
 	// FlushRows is the block size of event inserts (default 262144).
 	FlushRows int
 }
@@ -41,9 +42,41 @@ func New(db *chdb.DB, logger *slog.Logger) *Loader {
 // DB is the loader's database.
 func (l *Loader) DB() *chdb.DB { return l.db }
 
+// SetTopology lays the tables out on a cluster (the zero Topology is one
+// server, the default). Its Database defaults to the loader's. Open db
+// with chdb.WithSettings(topo.Settings()).
+func (l *Loader) SetTopology(topo Topology) error {
+	if topo.Database == "" {
+		topo.Database = l.db.Database()
+	}
+	if err := topo.Validate(); err != nil {
+		return err
+	}
+	l.topo = topo
+	return nil
+}
+
+// Topology is the loader's table layout.
+func (l *Loader) Topology() Topology { return l.topo }
+
 // Migrate applies the batch migrations not applied yet.
 func (l *Loader) Migrate(ctx context.Context) (int, error) {
-	n, err := chdb.Migrate(ctx, l.db, MigrationsTable, Migrations())
+	ms, err := MigrationsFor(l.topo)
+	if err != nil {
+		return 0, fmt.Errorf("chload: migrate: %w", err)
+	}
+	if l.topo.Clustered() {
+		stmts, err := l.topo.Create(migrationsDDL, ShardingKey("version"))
+		if err != nil {
+			return 0, fmt.Errorf("chload: migrate: %w", err)
+		}
+		for _, s := range stmts {
+			if err := l.exec(ctx, s); err != nil {
+				return 0, fmt.Errorf("chload: migrate: %w", err)
+			}
+		}
+	}
+	n, err := chdb.Migrate(ctx, l.db, MigrationsTable, ms)
 	if err != nil {
 		return n, fmt.Errorf("chload: migrate: %w", err)
 	}
@@ -61,13 +94,13 @@ func (l *Loader) exec(ctx context.Context, q string) error {
 }
 
 func (l *Loader) dropStaging(ctx context.Context, table, part string) error {
-	return l.exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %s", chdb.QuoteIdent(table+StagingSuffix), part))
+	return l.exec(ctx, l.topo.DropPartition(table+StagingSuffix, part))
 }
 
 // swap atomically replaces table's partition with the staging table's and
 // empties the staging partition.
 func (l *Loader) swap(ctx context.Context, table, part string) error {
-	if err := l.exec(ctx, fmt.Sprintf("ALTER TABLE %s REPLACE PARTITION %s FROM %s", chdb.QuoteIdent(table), part, chdb.QuoteIdent(table+StagingSuffix))); err != nil {
+	if err := l.exec(ctx, l.topo.ReplacePartition(table, part, table+StagingSuffix)); err != nil {
 		return err
 	}
 	return l.dropStaging(ctx, table, part)

@@ -36,24 +36,77 @@ func EventDatasets() []string {
 // EventTable is the ClickHouse table of a dataset's events.
 func EventTable(dataset string) string { return "events_" + dataset }
 
-// Migrations returns the batch layer's DDL in version order. Versions are
-// history: a change to a released statement is a new migration (for event
-// columns, (*schemas.Dataset).ClickHouseAddColumn), never an edit, and
-// chdb.Migrate refuses an edited one.
+// Migrations returns the batch layer's single-server DDL in version order
+// (MigrationsFor the zero Topology).
 func Migrations() []chdb.Migration {
+	m, _ := MigrationsFor(Topology{})
+	return m
+}
+
+// MigrationsFor returns the batch layer's DDL for topo in version order.
+// Versions are history: a change to a released statement is a new
+// migration (for event columns, (*schemas.Dataset).ClickHouseAddColumn),
+// never an edit, and chdb.Migrate refuses an edited one. The cluster
+// variant renders the same statements through Topology.Create, so the two
+// cannot drift apart.
+func MigrationsFor(topo Topology) ([]chdb.Migration, error) {
 	var events, reportsDDL strings.Builder
+	add := func(b *strings.Builder, stmt string, key ShardingKey) error {
+		stmts, err := topo.Create(stmt, key)
+		if err != nil {
+			return err
+		}
+		for _, s := range stmts {
+			b.WriteString(s + ";\n")
+		}
+		return nil
+	}
 	for _, name := range EventDatasets() {
 		ds, _ := schemas.Lookup(name)
-		ddl := ds.ClickHouseDDL("", EventTable(name), schemas.DDLOptions{IfNotExists: true})
-		events.WriteString(ddl + ";\n")
-		events.WriteString(stagingDDL(EventTable(name)) + ";\n")
+		key := ShardRandom
+		if _, ok := ds.Field("source_ip"); ok {
+			key = ShardBySourceIP
+		}
+		if err := add(&events, ds.ClickHouseDDL("", EventTable(name), schemas.DDLOptions{IfNotExists: true}), key); err != nil {
+			return nil, err
+		}
+		if topo.Clustered() {
+			// The staging twin needs its own engine (and ZooKeeper path)
+			// on a cluster; CREATE ... AS would share the original's.
+			if err := add(&events, ds.ClickHouseDDL("", EventTable(name)+StagingSuffix, schemas.DDLOptions{IfNotExists: true}), key); err != nil {
+				return nil, err
+			}
+		} else {
+			events.WriteString(stagingDDL(EventTable(name)) + ";\n")
+		}
 	}
 	for _, t := range reports.TableSchemas() {
-		reportsDDL.WriteString(ReportDDL(t) + ";\n")
-		reportsDDL.WriteString(stagingDDL(t.Name) + ";\n")
+		if err := add(&reportsDDL, ReportDDL(t), ShardRandom); err != nil {
+			return nil, err
+		}
+		if topo.Clustered() {
+			st := t
+			st.Name += StagingSuffix
+			if err := add(&reportsDDL, ReportDDL(st), ShardRandom); err != nil {
+				return nil, err
+			}
+		} else {
+			reportsDDL.WriteString(stagingDDL(t.Name) + ";\n")
+		}
 	}
+	var history strings.Builder
+	if err := add(&history, historyDDL, ShardingKey("cityHash64(job)")); err != nil {
+		return nil, err
+	}
+	hist := strings.TrimSuffix(history.String(), ";\n")
 	return []chdb.Migration{
-		{Version: 1, Name: "job run history", SQL: `CREATE TABLE IF NOT EXISTS ` + HistoryTable + ` (
+		{Version: 1, Name: "job run history", SQL: hist},
+		{Version: 2, Name: fmt.Sprintf("event tables, schemas version %d", schemas.Version), SQL: events.String()},
+		{Version: 3, Name: "report tables", SQL: reportsDDL.String()},
+	}, nil
+}
+
+const historyDDL = `CREATE TABLE IF NOT EXISTS ` + HistoryTable + ` (
     job String,
     interval_start DateTime('UTC'),
     interval_end DateTime('UTC'),
@@ -68,11 +121,7 @@ func Migrations() []chdb.Migration {
     error String
 ) ENGINE = MergeTree()
 PARTITION BY toYYYYMM(interval_start)
-ORDER BY (job, interval_start, started)`},
-		{Version: 2, Name: fmt.Sprintf("event tables, schemas version %d", schemas.Version), SQL: events.String()},
-		{Version: 3, Name: "report tables", SQL: reportsDDL.String()},
-	}
-}
+ORDER BY (job, interval_start, started)`
 
 // stagingDDL creates the staging twin with the same structure.
 func stagingDDL(table string) string {

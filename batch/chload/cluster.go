@@ -1,0 +1,199 @@
+package chload
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/lambdalog/lambdalog/internal/chdb"
+)
+
+// Topology says how lambdalog's tables are laid out in ClickHouse: on one
+// server (the zero value), or on a cluster (clickhouse.cluster), where every
+// table is a *_local table created ON CLUSTER on each shard plus a
+// Distributed table with the original name, so readers and inserts keep
+// using the names they use on one server.
+type Topology struct {
+	// Database holds the tables; cluster DDL names it explicitly because
+	// ON CLUSTER statements run on other servers, whose current database
+	// is not ours.
+	Database string
+	// Cluster is the remote_servers name; empty means one server.
+	Cluster string
+	// Replicated makes the local tables Replicated*MergeTree (ZooKeeper
+	// and the {shard}/{replica} macros on every server).
+	Replicated bool
+	// ZooKeeperPath is the replicated tables' path template: {database}
+	// and {table} are filled in here, {shard} (and any other macro) by the
+	// server. Default DefaultZooKeeperPath.
+	ZooKeeperPath string
+}
+
+// DefaultZooKeeperPath is the default ZooKeeper path template.
+const DefaultZooKeeperPath = "/clickhouse/tables/{shard}/{database}/{table}"
+
+// LocalSuffix names a table's per-shard twin on a cluster.
+const LocalSuffix = "_local"
+
+// Clustered reports whether the tables live on a cluster.
+func (t Topology) Clustered() bool { return t.Cluster != "" }
+
+// Local is the name of the table that holds a shard's rows of table: the
+// table itself on one server, table_local on a cluster.
+func (t Topology) Local(table string) string {
+	if t.Clustered() {
+		return table + LocalSuffix
+	}
+	return table
+}
+
+// qualified is db.table on a cluster (ON CLUSTER statements run with the
+// remote server's default database), the bare table otherwise.
+func (t Topology) qualified(table string) string {
+	if t.Clustered() {
+		return chdb.QuoteIdent(t.Database) + "." + chdb.QuoteIdent(table)
+	}
+	return chdb.QuoteIdent(table)
+}
+
+// onCluster is the ON CLUSTER clause, with its leading space, or "".
+func (t Topology) onCluster() string {
+	if t.Clustered() {
+		return " ON CLUSTER " + chdb.QuoteIdent(t.Cluster)
+	}
+	return ""
+}
+
+// Settings are the session settings lambdalog's writers need on this
+// topology; pass them to chdb.Open with chdb.WithSettings. On a cluster,
+// inserts into a Distributed table must reach the shards before the
+// INSERT returns (insert_distributed_sync), because the next statement
+// swaps the staged partitions on every shard: the default asynchronous
+// forwarding would swap in a partition still missing rows.
+func (t Topology) Settings() clickhouse.Settings {
+	if !t.Clustered() {
+		return nil
+	}
+	return clickhouse.Settings{"insert_distributed_sync": 1}
+}
+
+// Validate checks the topology.
+func (t Topology) Validate() error {
+	if !t.Clustered() {
+		if t.Replicated {
+			return fmt.Errorf("chload: replicated tables need a cluster")
+		}
+		return nil
+	}
+	if t.Database == "" {
+		return fmt.Errorf("chload: cluster %s: the database must be named", t.Cluster)
+	}
+	if t.Replicated && t.ZooKeeperPath != "" && !strings.Contains(t.ZooKeeperPath, "{table}") {
+		return fmt.Errorf("chload: zookeeper path %q has no {table}", t.ZooKeeperPath)
+	}
+	return nil
+}
+
+// createRE splits a single-server CREATE TABLE as lambdalog writes it:
+// name, the column list, the engine with its arguments, and the clauses
+// after it.
+var createRE = regexp.MustCompile(`(?s)^\s*CREATE TABLE (IF NOT EXISTS )?(\S+)\s*(\(.*\))\s*ENGINE = (\w+)\(([^)]*)\)(.*)$`)
+
+// ShardingKey chooses the shard of a row in a Distributed table.
+//
+// Event tables with a source IP shard by cityHash64(source_ip): all of an
+// address's events sit on one shard, so the per-source reports (which are
+// most of them) aggregate per shard and the initiator merges disjoint
+// groups, and an investigation of one address reads one shard. Tables
+// without a natural key use rand() (even spread); correctness never depends
+// on the key, since every interval replace happens on every shard.
+type ShardingKey string
+
+// Sharding keys.
+const (
+	ShardBySourceIP ShardingKey = "cityHash64(source_ip)"
+	ShardRandom     ShardingKey = "rand()"
+)
+
+// Create renders the DDL of one table from its single-server CREATE TABLE
+// statement (ENGINE = SomeMergeTree(args) followed by PARTITION BY, ORDER
+// BY...). On one server it returns the statement unchanged. On a cluster
+// it returns two statements: the local table ON CLUSTER (Replicated when
+// configured, with the engine's own arguments kept after the ZooKeeper
+// path and replica name) and a Distributed table with the original name
+// over it, sharded by key. This is the one place cluster DDL is made;
+// queries/merge can render rt_metric_minutes through it too.
+func (t Topology) Create(stmt string, key ShardingKey) ([]string, error) {
+	if !t.Clustered() {
+		return []string{strings.TrimSpace(stmt)}, nil
+	}
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	m := createRE.FindStringSubmatch(stmt)
+	if m == nil {
+		return nil, fmt.Errorf("chload: cannot render for a cluster (want CREATE TABLE name (...) ENGINE = X(...) ...): %s", abbrev(stmt))
+	}
+	ifNot, name, cols, engine, args, rest := m[1], unquote(m[2]), m[3], m[4], strings.TrimSpace(m[5]), m[6]
+	if !strings.HasSuffix(engine, "MergeTree") {
+		return nil, fmt.Errorf("chload: %s: engine %s is not a MergeTree", name, engine)
+	}
+	local := name + LocalSuffix
+	if t.Replicated {
+		path := t.ZooKeeperPath
+		if path == "" {
+			path = DefaultZooKeeperPath
+		}
+		path = strings.NewReplacer("{database}", t.Database, "{table}", local).Replace(path)
+		rargs := quoteString(path) + ", '{replica}'"
+		if args != "" {
+			rargs += ", " + args
+		}
+		engine, args = "Replicated"+engine, rargs
+	}
+	localDDL := fmt.Sprintf("CREATE TABLE %s%s%s %s ENGINE = %s(%s)%s", ifNot, t.qualified(local), t.onCluster(), cols, engine, args, rest)
+	dist := fmt.Sprintf("CREATE TABLE %s%s%s AS %s ENGINE = Distributed(%s, %s, %s, %s)", ifNot, t.qualified(name), t.onCluster(), t.qualified(local),
+		quoteString(t.Cluster), quoteString(t.Database), quoteString(local), key)
+	return []string{localDDL, dist}, nil
+}
+
+// DropPartition empties partition part of table on every shard.
+func (t Topology) DropPartition(table, part string) string {
+	return fmt.Sprintf("ALTER TABLE %s%s DROP PARTITION %s", t.qualified(t.Local(table)), t.onCluster(), part)
+}
+
+// ReplacePartition replaces partition part of table with the same
+// partition of from, each shard with its own rows: on a cluster the rows
+// of an interval are spread over the shards' local tables, so the replace
+// runs on every shard (ON CLUSTER) between local tables.
+func (t Topology) ReplacePartition(table, part, from string) string {
+	return fmt.Sprintf("ALTER TABLE %s%s REPLACE PARTITION %s FROM %s", t.qualified(t.Local(table)), t.onCluster(), part, t.qualified(t.Local(from)))
+}
+
+func unquote(ident string) string {
+	if len(ident) >= 2 && ident[0] == '`' && ident[len(ident)-1] == '`' {
+		return strings.ReplaceAll(ident[1:len(ident)-1], "\\`", "`")
+	}
+	return ident
+}
+
+func abbrev(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
+}
+
+// migrationsDDL is chdb.Migrate's table, created first on a cluster so the
+// record of applied migrations is one table for every batch worker
+// whichever server it connects to (chdb.Migrate's own CREATE ... IF NOT
+// EXISTS then finds the Distributed table).
+const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime
+) ENGINE = MergeTree() ORDER BY version`
