@@ -9,6 +9,7 @@ package rules
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -152,18 +153,37 @@ func errAt(n *yaml.Node, rule, format string, args ...any) error {
 	return &ParseError{Line: line, Rule: rule, Reason: fmt.Sprintf(format, args...)}
 }
 
-// Load reads and parses a rules file.
-func Load(path string) (*RuleSet, error) {
+// Load reads and parses a rules file of at most MaxFileBytes.
+func Load(path string) (*RuleSet, error) { return LoadMax(path, MaxFileBytes) }
+
+// ErrTooLarge is (wrapped in) the error for a rules file over the size
+// limit.
+var ErrTooLarge = errors.New("rules file over the size limit")
+
+// LoadMax reads and parses a rules file of at most maxBytes (MaxFileBytes
+// when maxBytes <= 0). The limit is checked before the file is read, and
+// again while reading (the file may grow in between), so an oversized or
+// endless file never reaches memory.
+func LoadMax(path string, maxBytes int) (*RuleSet, error) {
+	if maxBytes <= 0 {
+		maxBytes = MaxFileBytes
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("rules: open %s: %w", path, err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() > int64(maxBytes) {
+		return nil, fmt.Errorf("rules: %s is %d bytes, over the limit of %d: %w", path, fi.Size(), maxBytes, ErrTooLarge)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(maxBytes)+1))
 	if err != nil {
 		return nil, fmt.Errorf("rules: read %s: %w", path, err)
 	}
-	rs, err := Parse(data)
+	if len(data) > maxBytes {
+		return nil, fmt.Errorf("rules: %s is more than %d bytes, the limit: %w", path, maxBytes, ErrTooLarge)
+	}
+	rs, err := ParseMax(data, maxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -204,10 +224,17 @@ func (r *Rule) Summary() string {
 		r.Dataset, r.Where, strings.Join(r.Key, ","), agg, r.Window, r.Slide, r.Threshold)
 }
 
-// Parse reads a rules file.
-func Parse(data []byte) (*RuleSet, error) {
-	if len(data) > MaxFileBytes {
-		return nil, &ParseError{Reason: fmt.Sprintf("file is %d bytes, the limit is %d", len(data), MaxFileBytes)}
+// Parse reads a rules file of at most MaxFileBytes.
+func Parse(data []byte) (*RuleSet, error) { return ParseMax(data, MaxFileBytes) }
+
+// ParseMax reads a rules file of at most maxBytes (MaxFileBytes when
+// maxBytes <= 0).
+func ParseMax(data []byte, maxBytes int) (*RuleSet, error) {
+	if maxBytes <= 0 {
+		maxBytes = MaxFileBytes
+	}
+	if len(data) > maxBytes {
+		return nil, &ParseError{Reason: fmt.Sprintf("file is %d bytes, the limit is %d", len(data), maxBytes)}
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {

@@ -3,6 +3,7 @@ package rules
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,4 +254,35 @@ func FuzzParseRules(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLoadMaxRefusesOversizedFiles: the configured limit
+// (realtime.max_rules_bytes) is enforced both ways: a file over it is
+// refused with ErrTooLarge, and a limit above MaxFileBytes admits files
+// the default would refuse.
+func TestLoadMaxRefusesOversizedFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.yaml")
+	body := append(DefaultYAML(), []byte("\n# "+strings.Repeat("pad ", 600)+"\n")...) // default rules + a comment
+	if err := os.WriteFile(p, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadMax(p, len(body)-1)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes, over the limit of %d", len(body), len(body)-1)) {
+		t.Fatalf("LoadMax one byte under the size: %v", err)
+	}
+	rs, err := LoadMax(p, len(body))
+	if err != nil || len(rs.Rules) != 7 {
+		t.Fatalf("LoadMax at the size: %v", err)
+	}
+	big := append(append([]byte(nil), body...), []byte("#"+strings.Repeat("x", MaxFileBytes))...)
+	if err := os.WriteFile(p, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(p); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Load of %d bytes with the default limit: %v", len(big), err)
+	}
+	if rs, err := LoadMax(p, 2*MaxFileBytes); err != nil || len(rs.Rules) != 7 {
+		t.Errorf("LoadMax with a 2 MiB limit: %v", err)
+	}
 }
