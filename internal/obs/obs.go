@@ -88,6 +88,14 @@ func NewServer(addr string, reg *prometheus.Registry, logger *slog.Logger) (*Ser
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
+// Handler is the server's routes without its http.Server, for a caller
+// that serves them itself (with TLS, auth and limits: internal/httpserve)
+// on Listener instead of calling Serve.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Listener is the socket NewServer opened.
+func (s *Server) Listener() net.Listener { return s.ln }
+
 // Handle mounts an extra handler; call it before Serve.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
