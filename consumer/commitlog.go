@@ -55,10 +55,23 @@ type FileRef struct {
 	LastOffset  int64 `json:"last_offset"`
 }
 
+// Kinds of entries. Every kind takes one sequence number through the same
+// fenced Publish; only data entries (kind empty) carry files. Entries
+// written before kinds existed have none: a claim among them reads as an
+// empty data entry, which is what it is.
+const (
+	KindData = ""
+	// KindClaim is an owner's first entry, which fences earlier owners.
+	KindClaim = "claim"
+	// KindHeartbeat raises the watermark of an idle, caught-up partition.
+	KindHeartbeat = "heartbeat"
+)
+
 // Entry is one published commit of a topic-partition: the offsets
 // [Start, Next) are in the dataset exactly in Files.
 type Entry struct {
 	Seq       int64     `json:"seq"`
+	Kind      string    `json:"kind,omitempty"`
 	Topic     string    `json:"topic"`
 	Partition int32     `json:"partition"`
 	Start     int64     `json:"start"`
@@ -218,7 +231,7 @@ func (l *Log) Publish(ctx context.Context, e Entry) error {
 		}
 		return err
 	}
-	if got.Epoch == e.Epoch && bytes.Equal(mustJSON(got.Files), mustJSON(e.Files)) && got.Next == e.Next {
+	if got.Epoch == e.Epoch && got.Kind == e.Kind && bytes.Equal(mustJSON(got.Files), mustJSON(e.Files)) && got.Next == e.Next {
 		return nil
 	}
 	_ = l.fs.RemoveAll(ctx, stage)
@@ -272,6 +285,7 @@ func (l *Log) Claim(ctx context.Context, epoch string) (Entry, error) {
 			claim = Entry{Seq: last.Seq + 1, Start: last.Next, Next: last.Next, Epoch: epoch,
 				MaxEventTime: last.MaxEventTime, Watermark: last.Watermark}
 		}
+		claim.Kind = KindClaim
 		err = l.Publish(ctx, claim)
 		if errors.Is(err, ErrFenced) {
 			continue // someone published meanwhile; look again

@@ -43,6 +43,15 @@ type Options struct {
 	RollRecords  int64
 	RollBytes    int64
 	RollInterval time.Duration
+	// IdleHeartbeat: a partition that is caught up with Kafka and has
+	// received no record for this long publishes a heartbeat entry that
+	// raises its watermark (heartbeat.go). Default 1m; negative disables.
+	IdleHeartbeat time.Duration
+	// IdleLateness bounds how long after its event time a record becomes
+	// readable in Kafka; a heartbeat's watermark is the time it checked
+	// the partition's end minus this. Default 35s (the speed layer's
+	// default out-of-orderness plus allowed lateness).
+	IdleLateness time.Duration
 	// SessionTimeout is the group session timeout (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
@@ -63,6 +72,9 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	writers map[tp]*PartitionWriter
+	// active is when each owned partition last received a record, was
+	// claimed or was checked for a heartbeat.
+	active map[tp]time.Time
 
 	files   atomic.Int64
 	records atomic.Int64
@@ -79,6 +91,7 @@ type metrics struct {
 	files       prometheus.Counter
 	commits     prometheus.Counter
 	fenced      prometheus.Counter
+	heartbeats  prometheus.Counter
 	commitSecs  prometheus.Histogram
 }
 
@@ -89,10 +102,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		files:       prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_files_committed_total", Help: "Parquet files committed."}),
 		commits:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_commits_total", Help: "Commit log entries published."}),
 		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_fenced_total", Help: "Partitions this process lost to another writer."}),
+		heartbeats:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_heartbeats_total", Help: "Heartbeat entries published for idle, caught-up partitions."}),
 		commitSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalog_consumer_commit_seconds", Help: "Time to write and publish one commit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.commitSecs)
+		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.heartbeats, m.commitSecs)
 	}
 	return m
 }
@@ -114,11 +128,17 @@ func New(o Options) (*Consumer, error) {
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = 10 * time.Second
 	}
+	if o.IdleHeartbeat == 0 {
+		o.IdleHeartbeat = time.Minute
+	}
+	if o.IdleLateness <= 0 {
+		o.IdleLateness = 35 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	c := &Consumer{o: o, parsers: map[string]parse.Parser{}, formats: map[string]string{}, log: o.Logger,
-		m: newMetrics(o.Registerer), writers: map[tp]*PartitionWriter{}}
+		m: newMetrics(o.Registerer), writers: map[tp]*PartitionWriter{}, active: map[tp]time.Time{}}
 	for _, s := range o.Sources {
 		p, err := parse.New(s.Format, o.Parse)
 		if err != nil {
@@ -195,6 +215,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// meanwhile: abandoning it half-way only costs a re-read.
 		commitCtx, commitCancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		err := c.commitDue(commitCtx, cl, false)
+		if err == nil {
+			err = c.heartbeats(commitCtx, cl)
+		}
 		commitCancel()
 		if err != nil {
 			runErr = err
@@ -258,6 +281,7 @@ func (c *Consumer) claim(ctx context.Context, topic string, p int32) (*Partition
 	w := NewPartitionWriter(c.o.FS, l, claim, c.o.Writer)
 	c.mu.Lock()
 	c.writers[tp{topic, p}] = w
+	c.active[tp{topic, p}] = time.Now()
 	c.mu.Unlock()
 	c.log.Info("partition claimed", "topic", topic, "partition", p, "resume_at", claim.Next, "seq", claim.Seq, "epoch", claim.Epoch)
 	return w, nil
@@ -272,6 +296,7 @@ func (c *Consumer) release(ctx context.Context, parts map[string][]int32, publis
 			c.mu.Lock()
 			w := c.writers[k]
 			delete(c.writers, k)
+			delete(c.active, k)
 			c.mu.Unlock()
 			if w == nil {
 				continue
@@ -296,6 +321,9 @@ func (c *Consumer) absorb(fetches kgo.Fetches) error {
 		}
 		c.mu.Lock()
 		w := c.writers[tp{ftp.Topic, ftp.Partition}]
+		if w != nil {
+			c.active[tp{ftp.Topic, ftp.Partition}] = time.Now()
+		}
 		c.mu.Unlock()
 		if w == nil {
 			return // not ours (fenced or released): the owner writes it
@@ -424,14 +452,7 @@ func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
 		time.Sleep(time.Duration(attempt+1) * 250 * time.Millisecond)
 	}
 	if errors.Is(err, ErrFenced) {
-		c.m.fenced.Inc()
-		c.log.Warn("partition fenced: another writer owns it; dropping it", "topic", k.topic, "partition", k.partition, "err", err)
-		c.mu.Lock()
-		if c.writers[k] == w {
-			delete(c.writers, k)
-		}
-		c.mu.Unlock()
-		_ = w.Abort(ctx)
+		c.fenced(ctx, k, w, err)
 		return err
 	}
 	if err != nil {
@@ -450,4 +471,18 @@ func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
 	}
 	c.log.Debug("committed", "topic", k.topic, "partition", k.partition, "seq", e.Seq, "start", e.Start, "next", e.Next, "files", len(e.Files))
 	return nil
+}
+
+// fenced drops a partition another writer took over: its new owner resumes
+// it from the commit log.
+func (c *Consumer) fenced(ctx context.Context, k tp, w *PartitionWriter, err error) {
+	c.m.fenced.Inc()
+	c.log.Warn("partition fenced: another writer owns it; dropping it", "topic", k.topic, "partition", k.partition, "err", err)
+	c.mu.Lock()
+	if c.writers[k] == w {
+		delete(c.writers, k)
+		delete(c.active, k)
+	}
+	c.mu.Unlock()
+	_ = w.Abort(ctx)
 }

@@ -31,7 +31,9 @@ dataset (dataset.url: local disk or HDFS). The Kafka offsets are stored in
 the dataset with the files, in one atomic step per commit, so crashes,
 restarts and rebalances never lose or duplicate a record; see
 docs/exactly-once.md. Files roll at dataset.roll_records, roll_bytes or
-roll_interval, whichever comes first.
+roll_interval, whichever comes first. A partition that is caught up and
+idle for dataset.idle_heartbeat commits a heartbeat that advances its
+event-time watermark, so the batch layer does not wait for it forever.
 
 Serves /metrics, /healthz and /readyz on --http. SIGINT or SIGTERM commits
 what is buffered and leaves the group; exit 0 after a clean stop.`,
@@ -101,10 +103,14 @@ func newConsumer(ctx context.Context, e *env, reg prometheus.Registerer) (*consu
 		Sources: consumerSources(e.cfg.Topics),
 		Writer: consumer.WriterOptions{Location: loc, Compression: e.cfg.Dataset.Compression,
 			WatermarkLag: e.cfg.Realtime.MaxOutOfOrder.D()},
-		Parse:          parse.Options{Location: time.UTC},
-		RollRecords:    int64(e.cfg.Dataset.RollRecords),
-		RollBytes:      e.cfg.Dataset.RollBytes,
-		RollInterval:   e.cfg.Dataset.RollInterval.D(),
+		Parse:         parse.Options{Location: time.UTC},
+		RollRecords:   int64(e.cfg.Dataset.RollRecords),
+		RollBytes:     e.cfg.Dataset.RollBytes,
+		RollInterval:  e.cfg.Dataset.RollInterval.D(),
+		IdleHeartbeat: idleHeartbeat(e.cfg.Dataset.IdleHeartbeat.D()),
+		// A record readable later than this after its event time is late
+		// for the speed layer too; heartbeats never wait for it.
+		IdleLateness:   e.cfg.Realtime.MaxOutOfOrder.D() + e.cfg.Realtime.AllowedLateness.D(),
 		SessionTimeout: e.cfg.Consumer.SessionTimeout.D(),
 		Logger:         e.log,
 		Registerer:     reg,
@@ -122,4 +128,13 @@ func consumerSources(t config.Topics) []consumer.Source {
 		out = append(out, consumer.Source{Topic: s.Topic, Format: s.Format})
 	}
 	return out
+}
+
+// idleHeartbeat maps the configuration's 0 (disabled) to the consumer's
+// negative, since the consumer's zero value means its default.
+func idleHeartbeat(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

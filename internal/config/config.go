@@ -79,6 +79,7 @@ type Dataset struct {
 	RollBytes     int64    `yaml:"roll_bytes" doc:"roll a data file at this many buffered bytes"`
 	RollRecords   int      `yaml:"roll_records" doc:"roll a data file at this many records"`
 	RollInterval  Duration `yaml:"roll_interval" doc:"roll a data file at this age, so data becomes visible on slow topics"`
+	IdleHeartbeat Duration `yaml:"idle_heartbeat" doc:"a caught-up partition with no record for this long commits a heartbeat that advances its watermark to now - (realtime.max_out_of_order + realtime.allowed_lateness); 0 disables"`
 	HDFS          HDFS     `yaml:"hdfs"`
 }
 
@@ -221,6 +222,7 @@ func Default() *Config {
 			RollBytes:     128 << 20,
 			RollRecords:   5_000_000,
 			RollInterval:  Duration(60 * time.Second),
+			IdleHeartbeat: Duration(time.Minute),
 			HDFS: HDFS{
 				ConnectTimeout:   Duration(10 * time.Second),
 				OperationTimeout: Duration(60 * time.Second),

@@ -143,6 +143,7 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "dataset.roll_bytes", c.Dataset.RollBytes)
 	positive(&ps, "dataset.roll_records", int64(c.Dataset.RollRecords))
 	positive(&ps, "dataset.roll_interval", int64(c.Dataset.RollInterval))
+	nonNegative(&ps, "dataset.idle_heartbeat", int64(c.Dataset.IdleHeartbeat))
 	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
 	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
 
