@@ -43,6 +43,7 @@ type Hub struct {
 	published atomic.Int64
 	mClients  prometheus.GaugeFunc
 	mRejected prometheus.Counter
+	onReject  func(*http.Request)
 }
 
 type hubEvent struct {
@@ -80,6 +81,11 @@ func NewHub(o HubOptions) *Hub {
 func (h *Hub) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{h.mClients, h.mRejected}
 }
+
+// SetRejectHook has f called with every stream request refused over the
+// client limit (the HTTP server's rejection counter and log); call it
+// before serving.
+func (h *Hub) SetRejectHook(f func(*http.Request)) { h.onReject = f }
 
 // Rejected is the number of clients refused over the limit.
 func (h *Hub) Rejected() int64 { return h.rejected.Load() }
@@ -125,6 +131,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Unlock()
 		h.rejected.Add(1)
 		h.mRejected.Inc()
+		if h.onReject != nil {
+			h.onReject(r)
+		}
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "too many alert stream clients", http.StatusServiceUnavailable)
 		return

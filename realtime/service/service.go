@@ -66,7 +66,13 @@ type Options struct {
 	// reads.
 	Rules     *rules.RuleSet
 	RulesFile string
-	Engine    realtime.Options
+	// MaxRulesBytes refuses a reloaded rules file larger than this
+	// (default rules.MaxFileBytes); the running rules stay.
+	MaxRulesBytes int
+	// MaxLineBytes is the longest line parsed; longer ones count as parse
+	// failures (default parse.DefaultMaxLineBytes; topics.max_line_size).
+	MaxLineBytes int
+	Engine       realtime.Options
 	// TransactionalID must be unique per running instance and stable
 	// across its restarts: a restarted instance then fences its previous
 	// incarnation and aborts its open transaction at once, instead of
@@ -185,7 +191,7 @@ func New(o Options) (*Service, error) {
 	for range o.ParseWorkers {
 		ps := map[string]parse.Parser{}
 		for _, src := range o.Sources {
-			p, err := parse.New(src.Format, parse.Options{Location: time.UTC})
+			p, err := parse.New(src.Format, parse.Options{Location: time.UTC, MaxLineBytes: o.MaxLineBytes})
 			if err != nil {
 				return nil, fmt.Errorf("realtime/service: topic %s: %w", src.Topic, err)
 			}

@@ -113,7 +113,7 @@ func (s *Service) Reload() error {
 	if s.o.RulesFile == "" {
 		return fmt.Errorf("realtime/service: reload: no rules file (the shipped defaults are running)")
 	}
-	rs, err := rules.Load(s.o.RulesFile)
+	rs, err := rules.LoadMax(s.o.RulesFile, s.o.MaxRulesBytes)
 	if err == nil {
 		s.mu.Lock()
 		err = s.engine.SetRules(rs)
