@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lambdalog/lambdalog/internal/httpserve"
 	"github.com/lambdalog/lambdalog/internal/kafkaconf"
 	"github.com/lambdalog/lambdalog/internal/obs"
 	"github.com/lambdalog/lambdalog/realtime"
@@ -39,6 +42,10 @@ lateness before the committed offsets.
 On --http it serves the live alert stream (Server-Sent Events) at
 /api/alerts/stream with Last-Event-ID resume, the live top keys of the rules'
 windows at /api/windows/top?rule=ID&n=N, and /metrics, /healthz, /readyz.
+With realtime.http_token (or http_token_file) /api needs 'Authorization:
+Bearer T' (health and metrics stay open); HTTPS with realtime.http_tls_cert_file
+and http_tls_key_file; more than realtime.http_rate_limit requests per second
+from one client get 429, more than realtime.sse_max_clients streams 503.
 With realtime.webhook_url every alert is also POSTed there.
 
 SIGHUP, or a change of the rules file, reloads the rules keeping the window
@@ -83,16 +90,21 @@ every problem with its line; exit 2 when there is one.`,
 			}
 			srv.Handle("/api/", rt.svc.Handler())
 			srv.AddCheck("kafka", func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) })
+			hs, err := realtimeHTTP(e, rt, srv.Handler(), reg)
+			if err != nil {
+				srv.Listener().Close()
+				return err
+			}
 			srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 			defer stopSrv()
 			done := make(chan error, 1)
-			go func() { done <- srv.Serve(srvCtx) }()
+			go func() { done <- hs.Serve(srvCtx, srv.Listener()) }()
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
 			go rt.svc.WatchRules(ctx, 2*time.Second, hup)
 			stopSinks := rt.startSinks(ctx)
-			e.log.Info("speed layer started", "http", "http://"+srv.Addr(), "group", e.cfg.Realtime.Group)
+			e.log.Info("speed layer started", "http", hs.Scheme()+"://"+srv.Addr(), "group", e.cfg.Realtime.Group)
 			runErr := rt.svc.Run(ctx)
 			stopSinks()
 			stopSrv()
@@ -102,6 +114,27 @@ every problem with its line; exit 2 when there is one.`,
 			return runErr // non-nil: exit 1; a restart continues from the committed offsets
 		},
 	}
+}
+
+// realtimeHTTP puts the speed layer's port behind internal/httpserve:
+// realtime.http_token on /api (health and metrics stay open), TLS, the
+// per-client rate limit, and the alert stream's client cap counted with
+// the port's other refusals. The API takes no request bodies.
+func realtimeHTTP(e *env, rt *realtimeLayer, routes http.Handler, reg prometheus.Registerer) (*httpserve.Server, error) {
+	c := e.cfg.Realtime
+	tok, err := c.HTTPBearerToken()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	hs, err := httpserve.New(httpserve.Options{Name: "realtime", Handler: routes, Token: tok,
+		TLSCertFile: c.HTTPTLSCertFile, TLSKeyFile: c.HTTPTLSKeyFile,
+		RateLimit: float64(c.HTTPRateLimit), RateBurst: c.HTTPRateBurst, MaxBodyBytes: 1 << 10,
+		Registerer: reg, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	rt.svc.Hub().SetRejectHook(func(r *http.Request) { hs.Count(r, httpserve.ReasonTooManySSE) })
+	return hs, nil
 }
 
 // realtimeLayer is the speed layer service and its sinks.
@@ -128,7 +161,10 @@ func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
 	c := e.cfg.Realtime
 	rs, err := rules.Default()
 	if c.Rules != "" {
-		rs, err = rules.Load(c.Rules)
+		rs, err = rules.LoadMax(c.Rules, c.MaxRulesBytes)
+	}
+	if errors.Is(err, rules.ErrTooLarge) {
+		return nil, fmt.Errorf("realtime: rules (raise realtime.max_rules_bytes if the file is meant to be this large): %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("realtime: rules: %w", err)
@@ -159,7 +195,7 @@ func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
 	r.svc, err = service.New(service.Options{
 		Client: kopts, Group: c.Group, Sources: sources,
 		AlertsTopic: e.cfg.Topics.Alerts, LateTopic: e.cfg.Topics.LateEvents,
-		Rules: rs, RulesFile: c.Rules,
+		Rules: rs, RulesFile: c.Rules, MaxRulesBytes: c.MaxRulesBytes, MaxLineBytes: e.cfg.Topics.MaxLineSize,
 		Engine:               realtime.Options{OutOfOrderness: c.MaxOutOfOrder.D(), AllowedLateness: c.AllowedLateness.D(), MaxKeysPerRule: c.MaxKeys, Logger: e.log},
 		TransactionalID:      c.TransactionalID,
 		SessionTimeout:       c.SessionTimeout.D(),

@@ -6,12 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/internal/chdb"
+	"github.com/lambdalog/lambdalog/internal/httpserve"
 	"github.com/lambdalog/lambdalog/internal/kafkaconf"
 	"github.com/lambdalog/lambdalog/internal/obs"
 	"github.com/lambdalog/lambdalog/queries"
@@ -38,7 +42,8 @@ Every /api/ route and the page need the bearer token (serve.token,
 serve.token_file or LAMBDALOG_SERVE_TOKEN) as 'Authorization: Bearer T';
 open the dashboard once as /?token=T. serve refuses to start without a token
 unless --insecure-no-auth. HTTPS with serve.tls_cert_file and
-serve.tls_key_file. Creates the real-time metric table in ClickHouse on
+serve.tls_key_file. More than serve.rate_limit requests per second from one
+client get 429. Creates the real-time metric table in ClickHouse on
 start. Serves until SIGINT or SIGTERM. See docs/queries.md.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&listen, "listen", "", "`ADDR` to listen on (serve.listen; port 0 picks a free one)")
@@ -85,6 +90,22 @@ start. Serves until SIGINT or SIGTERM. See docs/queries.md.`,
 			return l.wait()
 		},
 	}
+}
+
+// serveHTTP puts the serving API behind internal/httpserve: TLS from
+// serve.tls_cert_file/tls_key_file, the per-client rate limit
+// (serve.rate_limit, rate_burst), a 1 KiB body limit (the API is
+// read-only) and timeouts sized to serve.query_timeout. The token, page
+// token and stream tickets stay the server's own; its refusals are
+// counted here through server.Options.Reject.
+func serveHTTP(e *env, srv *server.Server, reg prometheus.Registerer) (*httpserve.Server, error) {
+	s := e.cfg.Serve
+	return httpserve.New(httpserve.Options{Name: "serve", Handler: srv.Handler(),
+		TLSCertFile: s.TLSCertFile, TLSKeyFile: s.TLSKeyFile,
+		RateLimit: float64(s.RateLimit), RateBurst: s.RateBurst,
+		MaxBodyBytes: 1 << 10, MaxHeaderBytes: 16 << 10,
+		ReadTimeout: 10 * time.Second, WriteTimeout: s.QueryTimeout.D() + 30*time.Second,
+		Registerer: reg, Logger: e.log.With("component", "serve")})
 }
 
 // serveLayer is a running serve layer.
@@ -139,10 +160,19 @@ func startServe(ctx context.Context, e *env, ln net.Listener, token string) (*se
 			groups = append(groups, g)
 		}
 	}
+	rtTok, err := e.cfg.Realtime.HTTPBearerToken()
+	if err != nil {
+		cl.Close()
+		db.Close()
+		return nil, usageError{err.Error()}
+	}
+	reg := obs.NewRegistry()
+	var hs *httpserve.Server // set below; the server counts its refusals through it
 	srv, err := server.New(server.Options{
-		Catalog: cat, DB: db, Token: token, InsecureNoAuth: s.InsecureNoAuth, RealtimeURL: rt,
+		Catalog: cat, DB: db, Token: token, InsecureNoAuth: s.InsecureNoAuth, RealtimeURL: rt, RealtimeToken: rtTok,
+		Reject:       func(r *http.Request, reason string) { hs.Count(r, reason) },
 		Health:       server.NewPipeline(server.PipelineOptions{Kafka: kadm.NewClient(cl), Topics: topics, Groups: groups, DB: db}),
-		QueryTimeout: s.QueryTimeout.D(), MaxRows: s.MaxRows, Registry: obs.NewRegistry(),
+		QueryTimeout: s.QueryTimeout.D(), MaxRows: s.MaxRows, Registry: reg,
 		Ready: func(ctx context.Context) error {
 			if err := db.Ping(ctx); err != nil {
 				return fmt.Errorf("clickhouse: %w", err)
@@ -159,9 +189,14 @@ func startServe(ctx context.Context, e *env, ln net.Listener, token string) (*se
 		}
 		return nil, err
 	}
+	if hs, err = serveHTTP(e, srv, reg); err != nil {
+		cl.Close()
+		db.Close()
+		return nil, err
+	}
 	done := make(chan error, 1)
 	go func() {
-		err := srv.Serve(ctx, ln, s.TLSCertFile, s.TLSKeyFile)
+		err := hs.Serve(ctx, ln)
 		cl.Close()
 		db.Close()
 		done <- err

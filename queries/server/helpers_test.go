@@ -20,6 +20,9 @@ type fakeSpeedLayer struct {
 	// connected is signalled each time a stream client connects.
 	connected chan struct{}
 	Top       any
+	// Token, when set, is required as a bearer token, as the realtime
+	// service does with realtime.http_token.
+	Token string
 }
 
 func newFakeSpeedLayer(t *testing.T) *fakeSpeedLayer {
@@ -55,7 +58,13 @@ func newFakeSpeedLayer(t *testing.T) *fakeSpeedLayer {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(f.Top)
 	})
-	f.Server = httptest.NewServer(mux)
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.Token != "" && r.Header.Get("Authorization") != "Bearer "+f.Token {
+			http.Error(w, "missing or wrong token", http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
 	t.Cleanup(f.Close)
 	return f
 }

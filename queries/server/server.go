@@ -59,6 +59,13 @@ type Options struct {
 	// RealtimeURL is the speed layer's HTTP base URL (e.g.
 	// http://127.0.0.1:9465); empty answers the live routes with 503.
 	RealtimeURL string
+	// RealtimeToken is sent as a bearer token to the speed layer
+	// (realtime.http_token), when it asks for one.
+	RealtimeToken string
+	// Reject, when set, is told of every request refused for a missing
+	// token or an overlong query (reason "unauthorized", "uri_too_long"),
+	// so the HTTP server counts and logs it with its other refusals.
+	Reject func(r *http.Request, reason string)
 	// Health reports pipeline health; nil answers /api/health with 503.
 	Health HealthSource
 	// QueryTimeout bounds each ClickHouse query (default 30s).
@@ -187,6 +194,7 @@ func (s *Server) Handler() http.Handler {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		if len(r.URL.RawQuery) > maxQuery {
+			s.reject(r, "uri_too_long")
 			writeError(w, http.StatusRequestURITooLong, "query string too long")
 			return
 		}
@@ -291,6 +299,7 @@ func (s *Server) auth(mode authMode, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
+		s.reject(r, "unauthorized")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="lambdalog"`)
 		if mode == authPage {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -300,6 +309,12 @@ func (s *Server) auth(mode authMode, h http.Handler) http.Handler {
 		}
 		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 	})
+}
+
+func (s *Server) reject(r *http.Request, reason string) {
+	if s.o.Reject != nil {
+		s.o.Reject(r, reason)
+	}
 }
 
 func (s *Server) authorized(r *http.Request, mode authMode) bool {
@@ -584,6 +599,7 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	s.upstreamAuth(req)
 	if id := r.Header.Get("Last-Event-ID"); id != "" && len(id) < 256 {
 		req.Header.Set("Last-Event-ID", id)
 	}
@@ -623,6 +639,12 @@ func (s *Server) alertStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+func (s *Server) upstreamAuth(req *http.Request) {
+	if s.o.RealtimeToken != "" {
+		req.Header.Set("Authorization", "Bearer "+s.o.RealtimeToken)
+	}
+}
+
 // windowsTop proxies the speed layer's live top keys (JSON), passing only
 // the query parameters the page uses.
 func (s *Server) windowsTop(w http.ResponseWriter, r *http.Request) {
@@ -648,6 +670,7 @@ func (s *Server) windowsTop(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "bad upstream request")
 		return
 	}
+	s.upstreamAuth(req)
 	resp, err := s.upstream.Do(req)
 	if err != nil {
 		s.o.Logger.Warn("windows upstream", "err", err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,5 +332,47 @@ func TestReportsAndSeriesOverHTTP(t *testing.T) {
 	}
 	if len(s.Points) != 24 || total == 0 {
 		t.Errorf("%d points, total %d", len(s.Points), total)
+	}
+}
+
+// TestRealtimeTokenAndRejectHook: with a speed layer that requires its
+// token, serve passes RealtimeToken on both proxied routes (and fails
+// with 502, not a leak, without it); every refusal for a missing token or
+// an overlong query reaches the Reject hook with its reason.
+func TestRealtimeTokenAndRejectHook(t *testing.T) {
+	speed := newFakeSpeedLayer(t)
+	speed.Token = "rt-upstream-tok"
+	var mu sync.Mutex
+	reasons := map[string]int{}
+	hook := func(r *http.Request, reason string) { mu.Lock(); reasons[reason]++; mu.Unlock() }
+	_, ts := newTestServer(t, Options{RealtimeURL: speed.URL, RealtimeToken: "rt-upstream-tok", Reject: hook})
+	if r := get(t, ts.URL+"/api/windows/top", token); r.StatusCode != http.StatusOK {
+		t.Errorf("top with the realtime token: %d", r.StatusCode)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("stream with the realtime token: %d", resp.StatusCode)
+	}
+	cancel()
+	resp.Body.Close()
+	_, noTok := newTestServer(t, Options{RealtimeURL: speed.URL})
+	if r := get(t, noTok.URL+"/api/windows/top", token); r.StatusCode != http.StatusBadGateway {
+		t.Errorf("top without the realtime token: %d, want 502", r.StatusCode)
+	}
+	get(t, ts.URL+"/api/reports", "")
+	get(t, ts.URL+"/api/reports", "wrong")
+	get(t, ts.URL+"/", "")
+	get(t, ts.URL+"/api/reports?x="+strings.Repeat("a", 5000), token)
+	mu.Lock()
+	defer mu.Unlock()
+	if reasons["unauthorized"] != 3 || reasons["uri_too_long"] != 1 || len(reasons) != 2 {
+		t.Errorf("refusals told to the hook: %v, want 3 unauthorized and 1 uri_too_long", reasons)
 	}
 }
