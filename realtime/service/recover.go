@@ -33,14 +33,49 @@ func (s *Service) horizon(rs *rules.RuleSet) time.Duration {
 	for _, r := range rs.Rules {
 		w = max(w, r.Window+r.Slide, r.Within)
 	}
-	late, ooo := s.o.Engine.AllowedLateness, s.o.Engine.OutOfOrderness
+	late, ooo := s.lateness()
+	if s.o.Minutes != nil {
+		// The per-minute aggregates suppress writes before the replay
+		// start plus lateness and out-of-orderness (assignMinutes), and
+		// every minute or window not surely written must start after that
+		// (minutes.Aggregator.Horizon).
+		w = max(w, s.o.Minutes.Horizon()+late+ooo)
+	}
+	return w + late + ooo
+}
+
+func (s *Service) lateness() (late, ooo time.Duration) {
+	late, ooo = s.o.Engine.AllowedLateness, s.o.Engine.OutOfOrderness
 	if late == 0 {
 		late = realtime.DefaultAllowedLateness
 	}
 	if ooo == 0 {
 		ooo = realtime.DefaultOutOfOrderness
 	}
-	return w + late + ooo
+	return late, ooo
+}
+
+// assignMinutes (re)starts the per-minute aggregator's partitions before a
+// replay. A partition with a committed offset replays from target (event
+// time, Unix ns): records before the replay's first offset may still have
+// event times up to the out-of-orderness plus lateness after it, so the
+// minutes and windows starting before target plus both are left to what
+// the previous owner wrote. A partition never consumed starts with
+// nothing suppressed.
+func (s *Service) assignMinutes(owned map[string][]int32, committed map[tp]int64, target int64) {
+	if s.o.Minutes == nil {
+		return
+	}
+	late, ooo := s.lateness()
+	for t, ps := range owned {
+		for _, p := range ps {
+			var from time.Time
+			if _, ok := committed[tp{t, p}]; ok {
+				from = time.Unix(0, target).Add(late + ooo)
+			}
+			s.o.Minutes.Assign(t, p, from)
+		}
+	}
 }
 
 func maxSuppress(rs *rules.RuleSet) time.Duration {
@@ -113,6 +148,7 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 		return 0, err
 	}
 	if len(committed) == 0 {
+		s.assignMinutes(owned, nil, 0)
 		return 0, nil // nothing consumed yet: nothing to rebuild
 	}
 	// Event time of the last record consumed in each partition.
@@ -194,6 +230,7 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 	if err := s.readPublished(ctx, adm, target-int64(maxSuppress(rs))); err != nil {
 		return 0, err
 	}
+	s.assignMinutes(owned, committed, target)
 	return s.feedReplay(ctx, eng, starts, committed)
 }
 
@@ -476,9 +513,17 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			}
 			r := b.recs[i]
 			scratch, _ = eng.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, scratch[:0])
+			if s.o.Minutes != nil {
+				// Unlike alerts, the aggregates need the replayed events:
+				// they rebuild the open minutes whole.
+				s.o.Minutes.Add(r.Topic, r.Partition, rec)
+			}
 			n++
 		}
 		scratch = eng.Advance(now, scratch[:0])
+		if s.o.Minutes != nil {
+			s.o.Minutes.Advance(eng.Watermark())
+		}
 		if rm != nil {
 			cl.RemoveConsumePartitions(rm)
 		}

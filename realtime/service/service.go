@@ -35,6 +35,7 @@ import (
 
 	"github.com/lambdalog/lambdalog/realtime"
 	"github.com/lambdalog/lambdalog/realtime/alert"
+	"github.com/lambdalog/lambdalog/realtime/minutes"
 	"github.com/lambdalog/lambdalog/realtime/rules"
 	"github.com/lambdalog/lambdalog/schemas"
 	"github.com/lambdalog/lambdalog/schemas/parse"
@@ -99,6 +100,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics holds the Prometheus metrics (nil: unregistered ones).
 	Metrics *Metrics
+	// Minutes, when set, gets every parsed record, live and replayed, and
+	// writes the shared metrics' per-minute aggregates (realtime/minutes);
+	// Run flushes it periodically and once more when it stops. Its
+	// allowed lateness must be the engine's.
+	Minutes *minutes.Aggregator
 }
 
 // Stats counts what the service did.
@@ -177,6 +183,9 @@ func New(o Options) (*Service, error) {
 	eng, err := realtime.New(o.Rules, o.Engine)
 	if err != nil {
 		return nil, fmt.Errorf("realtime/service: %w", err)
+	}
+	if err := checkMinutes(o); err != nil {
+		return nil, err
 	}
 	s := &Service{o: o, log: o.Logger, m: o.Metrics, engine: eng, rs: o.Rules,
 		sources: map[string]Source{}, topicDataset: map[string]string{},
@@ -272,6 +281,9 @@ func (s *Service) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int
 	for t, ps := range m {
 		for _, p := range ps {
 			delete(s.owned[t], p)
+			if s.o.Minutes != nil {
+				s.o.Minutes.Revoke(t, p)
+			}
 		}
 	}
 	s.ownMu.Unlock()
@@ -307,6 +319,7 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("realtime/service: kafka: %w", err)
 	}
 	defer sess.Close()
+	defer s.runMinutes(ctx)()
 
 	var (
 		pending []alert.Alert // alerts of the open transaction
@@ -584,6 +597,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			continue
 		}
 		ev++
+		if s.o.Minutes != nil {
+			s.o.Minutes.Add(r.Topic, r.Partition, rec)
+		}
 		var isLate bool
 		out, isLate = s.engine.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, out)
 		if isLate {
@@ -603,5 +619,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	flush()
 	s.events.Add(totEv)
 	s.parseFail.Add(totFail)
-	return s.engine.Advance(now, out)
+	out = s.engine.Advance(now, out)
+	if s.o.Minutes != nil {
+		s.o.Minutes.Advance(s.engine.Watermark())
+	}
+	return out
 }
