@@ -44,7 +44,19 @@ type Deps struct {
 	Workers int
 	// Logger receives job logs.
 	Logger *slog.Logger
+	// Compute is where the reports job aggregates: ComputeGo (default) or
+	// ComputeClickHouse (batch.compute).
+	Compute string
 }
+
+// Compute modes of the reports job.
+const (
+	// ComputeGo reads the Parquet files with Arrow on the batch machine.
+	ComputeGo = "go"
+	// ComputeClickHouse runs INSERT ... SELECT over the event tables that
+	// load-events filled (on a cluster, over the Distributed tables).
+	ComputeClickHouse = "clickhouse"
+)
 
 // New returns the jobs by name.
 func New(d Deps) map[string]scheduler.Job {
@@ -106,6 +118,13 @@ func (j *reportsJob) Granularity() scheduler.Granularity { return scheduler.Dail
 
 // Run computes the nightly report set for iv and replaces its rows.
 func (j *reportsJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
+	if j.d.Compute == ComputeClickHouse {
+		st, err := j.d.Loader.ComputeReports(ctx, iv.Start, iv.End)
+		if err != nil {
+			return scheduler.Result{RowsRead: st.RowsRead}, fmt.Errorf("reports (clickhouse): %w", err)
+		}
+		return scheduler.Result{RowsRead: st.RowsRead, RowsWritten: st.RowsWritten}, nil
+	}
 	out, err := reports.Compute(ctx, j.d.Source, j.d.FS, iv.Start, iv.End, reports.Options{Workers: j.d.Workers})
 	if err != nil {
 		return scheduler.Result{}, fmt.Errorf("reports: %w", err)

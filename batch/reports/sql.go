@@ -12,7 +12,8 @@ import (
 // SQL renders q as a ClickHouse query over an event table (columns as in
 // schemas' DDL) for [from, to). It returns period_start (as UInt32 Unix
 // seconds), the keys (as String) and the measures (as Int64) in the order
-// of Row, so the two engines' results compare directly. The SQL runs on
+// of Row, so the two engines' results compare directly. The columns are
+// named p, k0.. and m0.., so PushDown can select from it. The SQL runs on
 // ClickHouse 18.16 and current releases.
 func SQL(q Query, table string, from, to time.Time) (string, error) {
 	if err := q.Validate(); err != nil {
@@ -29,7 +30,7 @@ func SQL(q Query, table string, from, to time.Time) (string, error) {
 		sel = append(sel, fmt.Sprintf("toString(%s) AS k%d", quote(k), i))
 		group = append(group, fmt.Sprintf("k%d", i))
 	}
-	for _, m := range q.Measures {
+	for i, m := range q.Measures {
 		cond, err := conds(ds, m.Where)
 		if err != nil {
 			return "", err
@@ -39,11 +40,11 @@ func SQL(q Query, table string, from, to time.Time) (string, error) {
 		}
 		switch m.Kind {
 		case CountRows:
-			sel = append(sel, fmt.Sprintf("toInt64(countIf(%s))", cond))
+			sel = append(sel, fmt.Sprintf("toInt64(countIf(%s)) AS m%d", cond, i))
 		case SumColumn:
-			sel = append(sel, fmt.Sprintf("toInt64(sumIf(%s, %s))", quote(m.Column), cond))
+			sel = append(sel, fmt.Sprintf("toInt64(sumIf(%s, %s)) AS m%d", quote(m.Column), cond, i))
 		case DistinctColumn:
-			sel = append(sel, fmt.Sprintf("toInt64(uniqExactIf(%s, %s))", quote(m.Column), cond))
+			sel = append(sel, fmt.Sprintf("toInt64(uniqExactIf(%s, %s)) AS m%d", quote(m.Column), cond, i))
 		}
 	}
 	where := fmt.Sprintf("timestamp >= toDateTime(%d, 'UTC') AND timestamp < toDateTime(%d, 'UTC')", from.Unix(), to.Unix())
