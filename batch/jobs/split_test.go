@@ -1,0 +1,217 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lambdalog/lambdalog/batch/lease"
+	"github.com/lambdalog/lambdalog/batch/scheduler"
+)
+
+// counted wraps a job and counts its runs per interval.
+type counted struct {
+	scheduler.Job
+	mu   sync.Mutex
+	runs map[string]int
+}
+
+func (c *counted) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
+	c.mu.Lock()
+	c.runs[iv.String()]++
+	c.mu.Unlock()
+	return c.Job.Run(ctx, iv)
+}
+
+func countedJobs(e *env) ([]scheduler.Job, map[string]*counted) {
+	byName := map[string]*counted{}
+	var out []scheduler.Job
+	js, _ := Resolve(e.all)
+	for _, j := range js {
+		c := &counted{Job: j, runs: map[string]int{}}
+		byName[j.Name()] = c
+		out = append(out, c)
+	}
+	return out, byName
+}
+
+// succeededRows counts the history's succeeded rows per job and interval.
+func succeededRows(t *testing.T, e *env) map[string]int {
+	t.Helper()
+	runs, err := e.hist.List(context.Background(), scheduler.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, r := range runs {
+		if r.Status != scheduler.StatusSucceeded {
+			t.Errorf("history has a %s run: %+v", r.Status, r)
+		}
+		out[r.Job+" "+r.Interval.String()]++
+	}
+	return out
+}
+
+// TestSplitThreeWorkers runs 3 workers (goroutines, each with its own
+// executor, as separate processes would have) over 3 days x 2 jobs: every
+// unit runs exactly once, across the workers, the history has one
+// succeeded row per unit, and the loaded events are exactly the day's.
+func TestSplitThreeWorkers(t *testing.T) {
+	e := setup(t, localFS(t), 6000)
+	js, byName := countedJobs(e)
+	plan, err := PlanDays(js, time.UTC, "2026-05-01", "2026-05-03", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases, err := lease.New(e.deps.FS, lease.Options{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		done = map[string]int{}
+		logs bytes.Buffer
+	)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ex, err := scheduler.NewExecutor(scheduler.ExecOptions{History: e.hist})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var progress bytes.Buffer
+			worker := fmt.Sprintf("worker-%d", w)
+			sum, err := ExecuteSplit(ctx, ex, plan, SplitOptions{Worker: worker, Leases: leases, Poll: 20 * time.Millisecond, Progress: &progress})
+			mu.Lock()
+			defer mu.Unlock()
+			logs.Write(progress.Bytes())
+			if err != nil {
+				t.Errorf("%s: %v", worker, err)
+			}
+			done[worker] = sum.Done
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for _, n := range done {
+		total += n
+	}
+	if total != len(plan) {
+		t.Errorf("workers ran %d units (%v), want %d\n%s", total, done, len(plan), logs.String())
+	}
+	for _, s := range plan {
+		if n := byName[s.Job.Name()].runs[s.Interval.String()]; n != 1 {
+			t.Errorf("%s %s ran %d times\n%s", s.Job.Name(), s.Interval, n, logs.String())
+		}
+	}
+	hist := succeededRows(t, e)
+	if len(hist) != len(plan) {
+		t.Errorf("history has %d units, want %d: %v", len(hist), len(plan), hist)
+	}
+	for k, n := range hist {
+		if n != 1 {
+			t.Errorf("history: %s succeeded %d times", k, n)
+		}
+	}
+	if got, want := e.count(t, "SELECT count() FROM events_auth"), countDataset(e, "auth"); got != want || want == 0 {
+		t.Errorf("events_auth has %d rows, want %d", got, want)
+	}
+	if e.count(t, "SELECT count() FROM report_auth_ip_day") == 0 {
+		t.Error("no auth reports")
+	}
+}
+
+func countDataset(e *env, ds string) int {
+	n := 0
+	for _, r := range e.recs {
+		if r.Dataset() == ds {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSplitTakesOverDeadWorker: a worker that took a unit's lease and died
+// holds it until the TTL; the live workers finish everything else, then
+// take the dead worker's unit over once its lease expired, and run it once.
+func TestSplitTakesOverDeadWorker(t *testing.T) {
+	e := setup(t, localFS(t), 3000)
+	js, byName := countedJobs(e)
+	plan, err := PlanDays(js, time.UTC, "2026-05-01", "2026-05-02", -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 2 * time.Second
+	leases, err := lease.New(e.deps.FS, lease.Options{TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// The dead worker claimed load-events of May 2 and never ran it.
+	dead := plan[2]
+	if dead.Job.Name() != LoadEvents || dead.Interval.Start.Day() != 2 {
+		t.Fatalf("plan[2] is %s %s", dead.Job.Name(), dead.Interval)
+	}
+	for _, n := range LeaseNames(dead) {
+		if ok, err := leases.Acquire(ctx, n, "dead-worker"); err != nil || !ok {
+			t.Fatalf("dead worker's claim: %v %v", ok, err)
+		}
+	}
+	h, err := leases.Holder(ctx, LeaseNames(dead)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	sums := make([]Summary, 2)
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ex, _ := scheduler.NewExecutor(scheduler.ExecOptions{History: e.hist})
+			var err error
+			sums[w], err = ExecuteSplit(ctx, ex, plan, SplitOptions{Worker: fmt.Sprintf("live-%d", w), Leases: leases, Poll: 50 * time.Millisecond})
+			if err != nil {
+				t.Errorf("live-%d: %v", w, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if sums[0].Done+sums[1].Done != len(plan) {
+		t.Errorf("live workers ran %d+%d units, want %d", sums[0].Done, sums[1].Done, len(plan))
+	}
+	for _, s := range plan {
+		if n := byName[s.Job.Name()].runs[s.Interval.String()]; n != 1 {
+			t.Errorf("%s %s ran %d times", s.Job.Name(), s.Interval, n)
+		}
+	}
+	// The dead worker's unit (and the reports of its day, which depend on
+	// it) ran only after its lease expired.
+	runs, err := e.hist.List(ctx, scheduler.Query{Job: LoadEvents})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, r := range runs {
+		if r.Interval == dead.Interval {
+			found = true
+			if r.Started.Before(h.Expires) {
+				t.Errorf("dead worker's unit started at %s, before its lease expired at %s", r.Started, h.Expires)
+			}
+		}
+	}
+	if !found {
+		t.Error("the dead worker's unit never ran")
+	}
+	if len(succeededRows(t, e)) != len(plan) {
+		t.Error("history lacks units")
+	}
+}
