@@ -52,6 +52,10 @@ type Options struct {
 	Logger *slog.Logger
 	// LookPath finds executables; tests replace it. Default exec.LookPath.
 	LookPath func(string) (string, error)
+	// ExtraConfig is XML added inside the server config's root element,
+	// for servers that form a cluster in tests: remote_servers, zookeeper,
+	// distributed_ddl, macros. Empty by default.
+	ExtraConfig string
 }
 
 // Server is a running private ClickHouse server.
@@ -141,7 +145,7 @@ func startOnce(ctx context.Context, o Options, argv []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeConfig(o.Dir, tcp, http, interserver); err != nil {
+	if err := writeConfig(o.Dir, tcp, http, interserver, o.ExtraConfig); err != nil {
 		return nil, err
 	}
 	args := append(argv[1:], "--config-file="+filepath.Join(o.Dir, "config.xml"))
@@ -300,7 +304,7 @@ func freePort() (int, error) {
 
 // writeConfig writes a self-contained config: nothing is read from
 // /etc/clickhouse-server, and every path is inside dir.
-func writeConfig(dir string, tcp, http, interserver int) error {
+func writeConfig(dir string, tcp, http, interserver int, extra string) error {
 	cfg := fmt.Sprintf(`<?xml version="1.0"?>
 <!-- Written by lambdalog's chserver; rewritten at every start. -->
 <yandex>
@@ -328,8 +332,9 @@ func writeConfig(dir string, tcp, http, interserver int) error {
     <max_concurrent_queries>64</max_concurrent_queries>
     <mark_cache_size>268435456</mark_cache_size>
     <uncompressed_cache_size>268435456</uncompressed_cache_size>
+%[5]s
 </yandex>
-`, dir, tcp, http, interserver)
+`, dir, tcp, http, interserver, extra)
 	users := `<?xml version="1.0"?>
 <yandex>
     <profiles>
