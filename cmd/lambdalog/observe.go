@@ -3,16 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lambdalog/lambdalog/internal/httpserve"
 	"github.com/lambdalog/lambdalog/internal/obs"
 )
 
 // observe starts the /metrics, /healthz and /readyz server every
 // long-running subcommand has, on addr ("" disables it), with the given
-// readiness checks. It serves until ctx ends; wait returns when it has shut
-// down.
+// readiness checks, behind the metrics.* limits (metricsHTTP). It serves
+// until ctx ends; wait returns when it has shut down.
 func observe(ctx context.Context, e *env, addr string, reg *prometheus.Registry, checks map[string]obs.Check) (wait func() error, err error) {
 	if addr == "" {
 		return func() error { return nil }, nil
@@ -27,9 +29,32 @@ func observe(ctx context.Context, e *env, addr string, reg *prometheus.Registry,
 	for name, c := range checks {
 		srv.AddCheck(name, c)
 	}
+	hs, err := metricsHTTP(e, srv.Handler(), reg)
+	if err != nil {
+		srv.Listener().Close()
+		return nil, err
+	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	e.log.Info("serving metrics and health", "addr", "http://"+srv.Addr(), "paths", "/metrics /healthz /readyz")
-	fmt.Fprintf(e.stderr, "metrics on http://%s/metrics\n", srv.Addr())
+	go func() { done <- hs.Serve(ctx, srv.Listener()) }()
+	base := hs.Scheme() + "://" + srv.Addr()
+	e.log.Info("serving metrics and health", "addr", base, "paths", "/metrics /healthz /readyz")
+	fmt.Fprintf(e.stderr, "metrics on %s/metrics\n", base)
 	return func() error { return <-done }, nil
+}
+
+// metricsHTTP serves a metrics port with the metrics.* keys: TLS, a
+// token on /metrics when one is set (Prometheus sends it as a bearer
+// token or basic-auth password; /healthz and /readyz stay open for the
+// kubelet), the per-client rate limit, no request bodies, and the
+// standard timeouts.
+func metricsHTTP(e *env, routes http.Handler, reg prometheus.Registerer) (*httpserve.Server, error) {
+	m := e.cfg.Metrics
+	tok, err := m.BearerToken()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return httpserve.New(httpserve.Options{Name: "metrics", Handler: routes, Token: tok, OpenPaths: []string{"/healthz", "/readyz"},
+		TLSCertFile: m.TLSCertFile, TLSKeyFile: m.TLSKeyFile,
+		RateLimit: float64(m.RateLimit), RateBurst: m.RateBurst, MaxBodyBytes: 1 << 10,
+		Registerer: reg, Logger: e.log})
 }
