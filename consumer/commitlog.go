@@ -35,6 +35,9 @@ const (
 	commitsDir = metaDir + "/commits"
 	tmpDir     = metaDir + "/tmp"
 	entryFile  = "entry.json"
+	// snapshotFile, beside a checkpoint's entry.json, holds the entries
+	// it folded.
+	snapshotFile = "snapshot.json"
 )
 
 // ErrFenced means another writer published the sequence number this writer
@@ -65,6 +68,9 @@ const (
 	KindClaim = "claim"
 	// KindHeartbeat raises the watermark of an idle, caught-up partition.
 	KindHeartbeat = "heartbeat"
+	// KindCheckpoint folds every earlier entry into its snapshot
+	// (compact.go); the entries before it may then be deleted.
+	KindCheckpoint = "checkpoint"
 )
 
 // Entry is one published commit of a topic-partition: the offsets
@@ -84,6 +90,12 @@ type Entry struct {
 	MaxEventTime time.Time `json:"max_event_time"`
 	Watermark    time.Time `json:"watermark"`
 	Published    time.Time `json:"published"`
+	// Checkpoint is the sequence number of the newest checkpoint at or
+	// before this entry (0: none), so a reader finds it from the newest
+	// entry alone. Publish sets it.
+	Checkpoint int64 `json:"checkpoint,omitempty"`
+	// Folded summarises what a checkpoint entry folded.
+	Folded *Folded `json:"folded,omitempty"`
 }
 
 // Log is the commit log of one topic-partition.
@@ -94,6 +106,9 @@ type Log struct {
 	// hook, when set, is called between the steps of the protocol; tests
 	// return an error from it to simulate a crash at that point.
 	hook func(step string) error
+	// checkpoint is the newest checkpoint this writer knows (from its
+	// claim or its own compaction); Publish stamps it on every entry.
+	checkpoint int64
 }
 
 // NewLog returns the commit log of topic-partition tp in fsys.
@@ -118,8 +133,19 @@ func (l *Log) step(name string) error {
 	return nil
 }
 
-// Entries reads every published entry in sequence order.
+// Entries returns the partition's entries in order: those the newest
+// checkpoint folded (data entries only), then every entry from the
+// checkpoint on. Without a checkpoint, every published entry.
 func (l *Log) Entries(ctx context.Context) ([]Entry, error) {
+	v, err := l.View(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(v.Folded, v.Live...), nil
+}
+
+// all reads every entry on storage in sequence order.
+func (l *Log) all(ctx context.Context) ([]Entry, error) {
 	names, err := l.fs.ReadDir(ctx, l.dir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -187,8 +213,19 @@ func (l *Log) Last(ctx context.Context) (e Entry, ok bool, err error) {
 // another writer holds that sequence number. A publish whose answer was lost
 // is recognised by reading the entry back.
 func (l *Log) Publish(ctx context.Context, e Entry) error {
+	return l.publish(ctx, e, nil)
+}
+
+// publish stages entry.json, and for a checkpoint its snapshot, in one
+// directory and renames it to the sequence number: both appear at once.
+func (l *Log) publish(ctx context.Context, e Entry, snapshot []byte) error {
 	e.Topic, e.Partition = l.topic, l.partition
 	e.Published = time.Now().UTC()
+	e.Checkpoint = l.checkpoint
+	steps := "entry"
+	if e.Kind == KindCheckpoint {
+		e.Checkpoint, steps = e.Seq, "checkpoint"
+	}
 	body, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("consumer: encode commit: %w", err)
@@ -200,18 +237,18 @@ func (l *Log) Publish(ctx context.Context, e Entry) error {
 	if err := l.fs.MkdirAll(ctx, stage); err != nil {
 		return fmt.Errorf("consumer: stage commit: %w", err)
 	}
-	f, err := l.fs.Create(ctx, path.Join(stage, entryFile))
-	if err != nil {
-		return fmt.Errorf("consumer: stage commit: %w", err)
+	if snapshot != nil {
+		if err := l.writeFile(ctx, path.Join(stage, snapshotFile), snapshot); err != nil {
+			return err
+		}
+		if err := l.step("snapshot-staged"); err != nil {
+			return err
+		}
 	}
-	if _, err := f.Write(body); err != nil {
-		f.Abort()
-		return fmt.Errorf("consumer: stage commit: %w", err)
+	if err := l.writeFile(ctx, path.Join(stage, entryFile), body); err != nil {
+		return err
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("consumer: stage commit: %w", err)
-	}
-	if err := l.step("entry-staged"); err != nil {
+	if err := l.step(steps + "-staged"); err != nil {
 		return err
 	}
 	if err := l.fs.MkdirAll(ctx, l.dir()); err != nil {
@@ -220,7 +257,7 @@ func (l *Log) Publish(ctx context.Context, e Entry) error {
 	target := path.Join(l.dir(), seqName(e.Seq))
 	rerr := l.fs.Rename(ctx, stage, target)
 	if rerr == nil {
-		return l.step("entry-published")
+		return l.step(steps + "-published")
 	}
 	// Whatever the error (taken, or an answer lost), the entry at target
 	// says who won.
@@ -236,6 +273,22 @@ func (l *Log) Publish(ctx context.Context, e Entry) error {
 	}
 	_ = l.fs.RemoveAll(ctx, stage)
 	return fmt.Errorf("%w (%s/%d sequence %d taken by epoch %s)", ErrFenced, l.topic, l.partition, e.Seq, got.Epoch)
+}
+
+// writeFile writes name whole and closes it (durable).
+func (l *Log) writeFile(ctx context.Context, name string, body []byte) error {
+	f, err := l.fs.Create(ctx, name)
+	if err != nil {
+		return fmt.Errorf("consumer: stage commit: %w", err)
+	}
+	if _, err := f.Write(body); err != nil {
+		f.Abort()
+		return fmt.Errorf("consumer: stage commit %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("consumer: stage commit %s: %w", name, err)
+	}
+	return nil
 }
 
 func mustJSON(v any) []byte {
@@ -278,7 +331,9 @@ func (l *Log) Claim(ctx context.Context, epoch string) (Entry, error) {
 			return Entry{}, err
 		}
 		claim := Entry{Seq: 0, Epoch: epoch}
+		l.checkpoint = 0
 		if ok {
+			l.checkpoint = last.Checkpoint
 			if err := l.RollForward(ctx, last); err != nil {
 				return Entry{}, err
 			}

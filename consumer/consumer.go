@@ -52,6 +52,11 @@ type Options struct {
 	// the partition's end minus this. Default 35s (the speed layer's
 	// default out-of-orderness plus allowed lateness).
 	IdleLateness time.Duration
+	// CheckpointEvery: after this many entries since the newest
+	// checkpoint, the owner folds its commit log into a new one and
+	// deletes the folded entries (compact.go). Default 1000; negative
+	// disables.
+	CheckpointEvery int64
 	// SessionTimeout is the group session timeout (default 10s).
 	SessionTimeout time.Duration
 	Logger         *slog.Logger
@@ -92,6 +97,7 @@ type metrics struct {
 	commits     prometheus.Counter
 	fenced      prometheus.Counter
 	heartbeats  prometheus.Counter
+	checkpoints prometheus.Counter
 	commitSecs  prometheus.Histogram
 }
 
@@ -102,11 +108,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		files:       prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_files_committed_total", Help: "Parquet files committed."}),
 		commits:     prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_commits_total", Help: "Commit log entries published."}),
 		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_fenced_total", Help: "Partitions this process lost to another writer."}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_checkpoints_total", Help: "Commit log checkpoints published (older entries folded and deleted)."}),
 		heartbeats:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_heartbeats_total", Help: "Heartbeat entries published for idle, caught-up partitions."}),
 		commitSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalog_consumer_commit_seconds", Help: "Time to write and publish one commit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.heartbeats, m.commitSecs)
+		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.heartbeats, m.checkpoints, m.commitSecs)
 	}
 	return m
 }
@@ -130,6 +137,9 @@ func New(o Options) (*Consumer, error) {
 	}
 	if o.IdleHeartbeat == 0 {
 		o.IdleHeartbeat = time.Minute
+	}
+	if o.CheckpointEvery == 0 {
+		o.CheckpointEvery = 1000
 	}
 	if o.IdleLateness <= 0 {
 		o.IdleLateness = 35 * time.Second
@@ -470,6 +480,40 @@ func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
 		c.m.records.WithLabelValues(f.Dataset).Add(float64(f.Rows))
 	}
 	c.log.Debug("committed", "topic", k.topic, "partition", k.partition, "seq", e.Seq, "start", e.Start, "next", e.Next, "files", len(e.Files))
+	return c.maybeCheckpoint(ctx, k, w)
+}
+
+// maybeCheckpoint compacts the partition's commit log when enough entries
+// piled up since its newest checkpoint. Only a fenced or failed publish is
+// an error; a deletion cut short is logged (the next compaction finishes
+// it, and readers ignore what it left).
+func (c *Consumer) maybeCheckpoint(ctx context.Context, k tp, w *PartitionWriter) error {
+	if c.o.CheckpointEvery <= 0 || w.EntriesSinceCheckpoint() < c.o.CheckpointEvery {
+		return nil
+	}
+	var cp Entry
+	var published bool
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		cp, published, err = w.Checkpoint(ctx)
+		if published || err == nil || errors.Is(err, ErrFenced) || !storage.IsRetryable(err) || ctx.Err() != nil {
+			break
+		}
+		c.log.Warn("checkpoint failed, retrying", "topic", k.topic, "partition", k.partition, "attempt", attempt+1, "err", err)
+		time.Sleep(time.Duration(attempt+1) * 250 * time.Millisecond)
+	}
+	if errors.Is(err, ErrFenced) {
+		c.fenced(ctx, k, w, err)
+		return err
+	}
+	if !published {
+		return fmt.Errorf("consumer: checkpoint %s/%d: %w", k.topic, k.partition, err)
+	}
+	c.m.checkpoints.Inc()
+	if err != nil {
+		c.log.Warn("checkpoint published; deleting the folded entries failed (the next checkpoint retries)", "topic", k.topic, "partition", k.partition, "err", err)
+	}
+	c.log.Debug("checkpoint", "topic", k.topic, "partition", k.partition, "seq", cp.Seq, "folded", cp.Folded.Entries)
 	return nil
 }
 

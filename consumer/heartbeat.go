@@ -126,11 +126,12 @@ func (c *Consumer) heartbeat(ctx context.Context, k tp, w *PartitionWriter, wm t
 	if err != nil {
 		return fmt.Errorf("consumer: heartbeat %s/%d: %w", k.topic, k.partition, err)
 	}
-	if ok {
-		c.m.heartbeats.Inc()
-		c.log.Debug("heartbeat", "topic", k.topic, "partition", k.partition, "seq", e.Seq, "watermark", e.Watermark)
+	if !ok {
+		return nil
 	}
-	return nil
+	c.m.heartbeats.Inc()
+	c.log.Debug("heartbeat", "topic", k.topic, "partition", k.partition, "seq", e.Seq, "watermark", e.Watermark)
+	return c.maybeCheckpoint(ctx, k, w)
 }
 
 // listEnds asks the partitions' leaders for their last stable offset (the

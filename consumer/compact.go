@@ -1,0 +1,260 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+)
+
+// Commit log compaction.
+//
+// Entries are small, but one per commit, heartbeat and claim adds up, and
+// recovery and every reader of the state used to read them all. Every
+// Options.CheckpointEvery entries the owner publishes a checkpoint entry: an
+// entry like any other (next sequence number, same fenced rename) whose
+// directory also holds snapshot.json, the data entries of everything before
+// it (the previous checkpoint's snapshot plus the entries since). Once it is
+// published the entries before it are redundant and deleted, oldest first.
+//
+// Every entry names the newest checkpoint at or before it (Entry.Checkpoint),
+// so a reader reads the newest entry, then that checkpoint and the entries
+// after it, and ignores whatever older entries a crashed deletion left. A
+// log without checkpoints (every dataset written before they existed) has
+// Checkpoint 0 everywhere and is read whole, as before. Fencing is
+// unchanged: it only needs the newest sequence numbers, which compaction
+// never deletes.
+
+// Folded summarises what a checkpoint folded.
+type Folded struct {
+	// Start is the first offset of the partition's log.
+	Start int64 `json:"start"`
+	// Entries, Files and Records count the folded data entries.
+	Entries int   `json:"entries"`
+	Files   int   `json:"files"`
+	Records int64 `json:"records"`
+}
+
+type snapshot struct {
+	Entries []Entry `json:"entries"`
+}
+
+// View is what a reader sees of a partition's log.
+type View struct {
+	// Checkpoint is the sequence number of the newest checkpoint (0: none).
+	Checkpoint int64
+	// Start is the first offset of the log.
+	Start int64
+	// Folded are the data entries the checkpoint folded, oldest first.
+	Folded []Entry
+	// Live are the entries from the checkpoint on (all of them without
+	// one), in sequence order.
+	Live []Entry
+	// Leftover counts entries older than the checkpoint still on storage
+	// (a deletion that did not finish); readers ignore them.
+	Leftover int
+}
+
+// View reads the partition's log from its newest checkpoint. A compaction
+// running meanwhile may delete what it was about to read; it then reads
+// again from the newer checkpoint.
+func (l *Log) View(ctx context.Context) (View, error) {
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		v, err := l.view(ctx)
+		if err == nil || !errors.Is(err, fs.ErrNotExist) {
+			return v, err
+		}
+		lastErr = err
+	}
+	return View{}, fmt.Errorf("consumer: read log of %s/%d: entries kept disappearing: %w", l.topic, l.partition, lastErr)
+}
+
+func (l *Log) view(ctx context.Context) (View, error) {
+	seqs, err := l.seqs(ctx)
+	if err != nil || len(seqs) == 0 {
+		return View{}, err
+	}
+	last, err := l.read(ctx, seqs[len(seqs)-1])
+	if err != nil {
+		return View{}, err
+	}
+	var v View
+	if last.Checkpoint == 0 {
+		// No checkpoint: every entry, as before compaction existed.
+		all, err := l.all(ctx)
+		if err != nil {
+			return View{}, err
+		}
+		v.Live = all
+		if len(all) > 0 {
+			v.Start = all[0].Start
+		}
+		return v, nil
+	}
+	v.Checkpoint = last.Checkpoint
+	for _, s := range seqs {
+		if s < v.Checkpoint {
+			v.Leftover++
+		}
+	}
+	// Dense from the checkpoint to the newest: read by number.
+	for s := v.Checkpoint; s < last.Seq; s++ {
+		e, err := l.read(ctx, s)
+		if err != nil {
+			return View{}, err
+		}
+		v.Live = append(v.Live, e)
+	}
+	v.Live = append(v.Live, last)
+	cp := v.Live[0]
+	if cp.Kind != KindCheckpoint || cp.Folded == nil {
+		return View{}, fmt.Errorf("consumer: %s/%d: entry %d names checkpoint %d, which is a %q entry", l.topic, l.partition, last.Seq, cp.Seq, cp.Kind)
+	}
+	v.Start = cp.Folded.Start
+	snap, err := l.readSnapshot(ctx, cp.Seq)
+	if err != nil {
+		return View{}, err
+	}
+	v.Folded = snap.Entries
+	return v, nil
+}
+
+// seqs lists the sequence numbers on storage, ascending.
+func (l *Log) seqs(ctx context.Context) ([]int64, error) {
+	names, err := l.fs.ReadDir(ctx, l.dir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer: list commits of %s/%d: %w", l.topic, l.partition, err)
+	}
+	var out []int64
+	for _, n := range names {
+		if seq, perr := strconv.ParseInt(n.Name, 10, 64); perr == nil && n.IsDir {
+			out = append(out, seq)
+		}
+	}
+	return out, nil // ReadDir sorts by name; names are zero-padded
+}
+
+func (l *Log) readSnapshot(ctx context.Context, seq int64) (snapshot, error) {
+	name := path.Join(l.dir(), seqName(seq), snapshotFile)
+	r, err := l.fs.Open(ctx, name)
+	if err != nil {
+		return snapshot{}, fmt.Errorf("consumer: read checkpoint %s: %w", name, err)
+	}
+	defer r.Close()
+	var s snapshot
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return snapshot{}, fmt.Errorf("consumer: checkpoint %s is damaged: %w", name, err)
+	}
+	return s, nil
+}
+
+// Compact publishes a checkpoint at seq, which must be the log's next
+// sequence number for this writer (its last + 1), folding every entry
+// before it; then it deletes the folded entries. Its caller must have
+// rolled its newest entry forward: a checkpoint takes the newest place,
+// and recovery only rolls the newest entry forward. ErrFenced means
+// another writer owns the partition; nothing was deleted. An error after
+// the publish (deleting) leaves the checkpoint in force and is returned
+// with ok=true: leftovers are harmless and the next compaction removes them.
+func (l *Log) Compact(ctx context.Context, epoch string, seq int64) (cp Entry, ok bool, err error) {
+	v, err := l.View(ctx)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if len(v.Live) == 0 {
+		return Entry{}, false, fmt.Errorf("consumer: compact %s/%d: empty log", l.topic, l.partition)
+	}
+	last := v.Live[len(v.Live)-1]
+	if last.Seq == seq && last.Kind == KindCheckpoint && last.Epoch == epoch {
+		// Ours: an earlier attempt was published but its answer lost.
+		l.checkpoint = seq
+		return last, true, l.deleteBefore(ctx, seq)
+	}
+	if last.Seq != seq-1 {
+		// Someone published after our last entry: the publish below
+		// would collide anyway; say so without writing a snapshot.
+		return Entry{}, false, fmt.Errorf("%w (%s/%d: newest entry %d, this writer is at %d)", ErrFenced, l.topic, l.partition, last.Seq, seq-1)
+	}
+	snap := snapshot{Entries: v.Folded}
+	sum := Folded{Start: v.Start}
+	for _, e := range v.Live {
+		// Claims, heartbeats and checkpoints carry no offsets or files:
+		// dropping them keeps the folded ranges contiguous.
+		if e.Next > e.Start || len(e.Files) > 0 {
+			snap.Entries = append(snap.Entries, e)
+		}
+	}
+	for _, e := range snap.Entries {
+		sum.Entries++
+		sum.Files += len(e.Files)
+		sum.Records += e.Records
+	}
+	body, err := json.Marshal(snap)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("consumer: encode checkpoint: %w", err)
+	}
+	cp = Entry{Seq: seq, Kind: KindCheckpoint, Start: last.Next, Next: last.Next, Epoch: epoch,
+		MaxEventTime: last.MaxEventTime, Watermark: last.Watermark, Folded: &sum}
+	if err := l.publish(ctx, cp, body); err != nil {
+		return Entry{}, false, err
+	}
+	l.checkpoint = seq
+	cp.Checkpoint = seq
+	return cp, true, l.deleteBefore(ctx, seq)
+}
+
+// deleteBefore removes the entries older than the checkpoint seq, oldest
+// first, so a crash leaves a suffix that readers ignore anyway.
+func (l *Log) deleteBefore(ctx context.Context, seq int64) error {
+	seqs, err := l.seqs(ctx)
+	if err != nil {
+		return err
+	}
+	i := 0
+	for _, s := range seqs {
+		if s >= seq {
+			break
+		}
+		name := path.Join(l.dir(), seqName(s))
+		if err := l.fs.RemoveAll(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("consumer: delete folded entry %s: %w", name, err)
+		}
+		if err := l.step("folded-deleted-" + strconv.Itoa(i)); err != nil {
+			return err
+		}
+		i++
+	}
+	return nil
+}
+
+// EntriesSinceCheckpoint is how many entries this writer published after
+// the newest checkpoint it knows (all of them in a log without one).
+func (w *PartitionWriter) EntriesSinceCheckpoint() int64 {
+	return w.seq - w.log.checkpoint
+}
+
+// Checkpoint folds the partition's log into a checkpoint entry at the
+// writer's next sequence number and deletes the folded entries. Buffered
+// records are unaffected: their commit follows the checkpoint. published
+// says whether the checkpoint is in force (an error may still follow, from
+// deleting the folded entries).
+func (w *PartitionWriter) Checkpoint(ctx context.Context) (cp Entry, published bool, err error) {
+	if w.pending != nil {
+		if err := w.log.RollForward(ctx, *w.pending); err != nil {
+			return Entry{}, false, err
+		}
+		w.pending = nil
+	}
+	cp, published, err = w.log.Compact(ctx, w.epoch, w.seq+1)
+	if published {
+		w.seq = cp.Seq
+	}
+	return cp, published, err
+}

@@ -1,0 +1,260 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lambdalog/lambdalog/internal/kafkatest"
+	"github.com/lambdalog/lambdalog/internal/storage"
+)
+
+// writeCompacting is writeCommits with a checkpoint whenever every entries
+// followed the newest one.
+func writeCompacting(ctx context.Context, fsys storage.FS, hook func(string) error, to, n, every int64) error {
+	l := NewLog(fsys, "auth", 0)
+	l.hook = hook
+	claim, err := l.Claim(ctx, newEpoch())
+	if err != nil {
+		return err
+	}
+	w := NewPartitionWriter(fsys, l, claim, WriterOptions{})
+	for o := w.Next(); o < to; o++ {
+		if err := w.Add(authRecord(o, base.Add(time.Duration(o)*100*time.Second)), o, 100); err != nil {
+			return err
+		}
+		if (o+1)%n != 0 && o != to-1 {
+			continue
+		}
+		if _, _, err := w.Commit(ctx); err != nil {
+			return err
+		}
+		if w.EntriesSinceCheckpoint() >= every {
+			if _, _, err := w.Checkpoint(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// onStorage counts the entry directories of auth/0 on storage.
+func onStorage(ctx context.Context, t *testing.T, fsys storage.FS) int {
+	t.Helper()
+	seqs, err := NewLog(fsys, "auth", 0).seqs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(seqs)
+}
+
+// TestCompactionCrashAtEveryStep crashes a writer at each step of a
+// checkpoint (snapshot staged, entry staged, published, each folded entry
+// deleted; first and second checkpoint), restarts, and checks that every
+// offset is in the dataset once, that the log was compacted, and that the
+// restart's own checkpoints removed what the crash left.
+func TestCompactionCrashAtEveryStep(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		ctx := context.Background()
+		const total, n, every = 120, 5, 4
+		steps := []string{"snapshot-staged", "checkpoint-staged", "checkpoint-published", "folded-deleted-0", "folded-deleted-3"}
+		for _, step := range steps {
+			for _, nth := range []int{1, 2} {
+				sub := fmt.Sprintf("%s#%d", step, nth)
+				for _, dir := range []string{"_lambdalog", "auth"} {
+					if err := fsys.RemoveAll(ctx, dir); err != nil {
+						t.Fatal(err)
+					}
+				}
+				seen := 0
+				crash := errors.New("crash")
+				hook := func(s string) error {
+					if s == step {
+						if seen++; seen == nth {
+							return crash
+						}
+					}
+					return nil
+				}
+				if err := writeCompacting(ctx, fsys, hook, total, n, every); !errors.Is(err, crash) {
+					t.Fatalf("%s: first run: %v, want the injected crash", sub, err)
+				}
+				if err := writeCompacting(ctx, fsys, nil, total, n, every); err != nil {
+					t.Fatalf("%s: restart: %v", sub, err)
+				}
+				mustVerify(t, fsys, total)
+				st, err := ReadState(ctx, fsys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := st.Partitions[0]
+				if p.Checkpoint == 0 || p.Folded == 0 || p.Leftover != 0 {
+					t.Fatalf("%s: checkpoint %d, %d folded, %d leftover: want a checkpoint and no leftovers", sub, p.Checkpoint, p.Folded, p.Leftover)
+				}
+				if got := onStorage(ctx, t, fsys); got > every+1 {
+					t.Fatalf("%s: %d entries on storage, want at most %d after compaction", sub, got, every+1)
+				}
+			}
+		}
+	})
+}
+
+// TestCompactionOfLegacyLog: a log written without checkpoints reads as
+// before; the first checkpoint folds all of it, files and offsets intact.
+func TestCompactionOfLegacyLog(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		ctx := context.Background()
+		if err := writeCommits(ctx, t, fsys, nil, 0, 100, 10); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 100)
+		before, err := ReadState(ctx, fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if before.Partitions[0].Checkpoint != 0 || len(before.Partitions[0].Entries) != onStorage(ctx, t, fsys) {
+			t.Fatalf("legacy log read as %+v", before.Partitions[0])
+		}
+		if err := writeCompacting(ctx, fsys, nil, 110, 10, 5); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 110)
+		after, err := ReadState(ctx, fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]int64{}
+		for _, f := range after.Files("auth") {
+			files[f.Final] = f.Rows
+		}
+		for _, f := range before.Files("auth") {
+			if files[f.Final] != f.Rows {
+				t.Errorf("file %s (%d rows) lost by compaction", f.Final, f.Rows)
+			}
+		}
+		if p := after.Partitions[0]; p.Checkpoint == 0 || onStorage(ctx, t, fsys) > 3 {
+			t.Fatalf("not compacted: checkpoint %d, %d entries on storage", p.Checkpoint, onStorage(ctx, t, fsys))
+		}
+	})
+}
+
+// TestZombieCheckpointIsFenced: a zombie that tries to compact after a new
+// owner claimed gets ErrFenced and deletes nothing; a zombie whose
+// checkpoint won the race (published just before the claim) deletes only
+// what that checkpoint folded. Either way the dataset stays exact.
+func TestZombieCheckpointIsFenced(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		ctx := context.Background()
+		old := NewLog(fsys, "auth", 0)
+		claim, err := old.Claim(ctx, "epoch-old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		zombie := NewPartitionWriter(fsys, old, claim, WriterOptions{})
+		for o := int64(0); o < 10; o++ {
+			zombie.Add(authRecord(o, base), o, 10)
+		}
+		if _, _, err := zombie.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeCompacting(ctx, fsys, nil, 30, 5, 100); err != nil {
+			t.Fatal(err)
+		}
+		entries := onStorage(ctx, t, fsys)
+		if _, published, err := zombie.Checkpoint(ctx); !errors.Is(err, ErrFenced) || published {
+			t.Fatalf("zombie checkpoint: published=%v err=%v, want ErrFenced", published, err)
+		}
+		if got := onStorage(ctx, t, fsys); got != entries {
+			t.Fatalf("fenced zombie changed the log: %d entries, had %d", got, entries)
+		}
+		mustVerify(t, fsys, 30)
+
+		// The zombie's checkpoint wins the race; it stalls before
+		// deleting, a new owner claims and writes, then the zombie
+		// deletes.
+		l2 := NewLog(fsys, "auth", 0)
+		claim2, err := l2.Claim(ctx, "epoch-z2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		z2 := NewPartitionWriter(fsys, l2, claim2, WriterOptions{})
+		stall := errors.New("stall")
+		l2.hook = func(s string) error {
+			if s == "checkpoint-published" {
+				return stall
+			}
+			return nil
+		}
+		if _, _, err := z2.Checkpoint(ctx); !errors.Is(err, stall) {
+			t.Fatalf("zombie checkpoint: %v", err)
+		}
+		if err := writeCompacting(ctx, fsys, nil, 40, 5, 100); err != nil {
+			t.Fatal(err)
+		}
+		l2.hook = nil
+		cpSeq := claim2.Seq + 1
+		if err := l2.deleteBefore(ctx, cpSeq); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 40)
+		st, err := ReadState(ctx, fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := st.Partitions[0]; p.Checkpoint != cpSeq || p.Leftover != 0 || onStorage(ctx, t, fsys) != len(p.Entries)-p.Folded {
+			t.Fatalf("state after the zombie's deletion: checkpoint %d leftover %d, want %d and 0", p.Checkpoint, p.Leftover, cpSeq)
+		}
+	})
+}
+
+// TestConsumeWithCompaction runs the real Kafka loop with a checkpoint
+// every few entries: every partition's log is compacted and the dataset
+// holds every record once.
+func TestConsumeWithCompaction(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		b := kafkatest.Start(t, kafkatest.Options{Topics: []string{"auth"}, Partitions: 3})
+		cl := kafkatest.Client(t, b)
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		const total = 6000
+		c, err := New(Options{FS: fsys, Client: []kgo.Opt{kgo.SeedBrokers(b.Addr())}, Group: "g", Sources: []Source{{"auth", "sshd"}},
+			RollRecords: 100, RollInterval: 50 * time.Millisecond, CheckpointEvery: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, rcancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(rctx) }()
+		for i := 0; i < total; i += 500 {
+			produceLines(ctx, t, cl, i, i+500)
+			time.Sleep(20 * time.Millisecond)
+		}
+		for committed(ctx, t, fsys) < total {
+			select {
+			case err := <-done:
+				t.Fatalf("consumer stopped with %d of %d committed: %v", committed(ctx, t, fsys), total, err)
+			case <-ctx.Done():
+				t.Fatalf("committed %d of %d", committed(ctx, t, fsys), total)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		rcancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		mustExact(ctx, t, fsys, total)
+		st, err := ReadState(ctx, fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range st.Partitions {
+			if p.Checkpoint == 0 || p.Folded == 0 {
+				t.Errorf("partition %d not compacted: checkpoint %d, %d folded", p.Partition, p.Checkpoint, p.Folded)
+			}
+		}
+	})
+}
