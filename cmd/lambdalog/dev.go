@@ -206,7 +206,12 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		sources = append(sources, s.Topic)
 	}
 	// The speed layer's alert stream listens before serve starts, so serve
-	// can proxy it to the dashboard.
+	// can proxy it to the dashboard. Its per-minute aggregates go to the
+	// dev ClickHouse (e.cfg.ClickHouse.DSN above), so /api/series shows
+	// real-time data; without one there is nowhere to write them.
+	if ch == nil {
+		e.cfg.Realtime.Minutes = false
+	}
 	rt, err := newRealtime(e, nil)
 	if err != nil {
 		return fmt.Errorf("dev: realtime: %w", err)
@@ -225,6 +230,7 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		st.set(func(s *devStatus) { s.layers["realtime"] = "running"; s.alerts = rt.svc.Alerts })
 		stopSinks := rt.startSinks(runCtx)
 		defer stopSinks()
+		defer rt.close()
 		if err := rt.svc.Run(runCtx); err != nil && runCtx.Err() == nil {
 			fail("realtime", err)
 		}

@@ -8,15 +8,19 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lambdalog/lambdalog/internal/chdb"
 	"github.com/lambdalog/lambdalog/internal/httpserve"
 	"github.com/lambdalog/lambdalog/internal/kafkaconf"
 	"github.com/lambdalog/lambdalog/internal/obs"
+	"github.com/lambdalog/lambdalog/queries/merge"
 	"github.com/lambdalog/lambdalog/realtime"
+	"github.com/lambdalog/lambdalog/realtime/minutes"
 	"github.com/lambdalog/lambdalog/realtime/rules"
 	"github.com/lambdalog/lambdalog/realtime/service"
 	"github.com/lambdalog/lambdalog/realtime/sink"
@@ -47,6 +51,11 @@ Bearer T' (health and metrics stay open); HTTPS with realtime.http_tls_cert_file
 and http_tls_key_file; more than realtime.http_rate_limit requests per second
 from one client get 429, more than realtime.sse_max_clients streams 503.
 With realtime.webhook_url every alert is also POSTed there.
+
+With realtime.minutes (on by default) the per-minute aggregates of the shared
+metrics go to ClickHouse (clickhouse.dsn, table rt_metric_minutes, created at
+start) every realtime.minutes_flush_interval, for the serving layer's merged
+series; a ClickHouse outage delays them, never the alerts.
 
 SIGHUP, or a change of the rules file, reloads the rules keeping the window
 state of unchanged rules; a file with a problem keeps the running rules.
@@ -106,6 +115,7 @@ every problem with its line; exit 2 when there is one.`,
 			stopSinks := rt.startSinks(ctx)
 			e.log.Info("speed layer started", "http", hs.Scheme()+"://"+srv.Addr(), "group", e.cfg.Realtime.Group)
 			runErr := rt.svc.Run(ctx)
+			rt.close()
 			stopSinks()
 			stopSrv()
 			if err := <-done; err != nil && runErr == nil {
@@ -141,6 +151,67 @@ func realtimeHTTP(e *env, rt *realtimeLayer, routes http.Handler, reg prometheus
 type realtimeLayer struct {
 	svc     *service.Service
 	webhook *sink.Webhook
+	minutes *minutesWriter // nil when realtime.minutes is off
+}
+
+// close releases the ClickHouse connection of the per-minute aggregates,
+// after the service has stopped.
+func (r *realtimeLayer) close() {
+	if r.minutes != nil {
+		r.minutes.close()
+	}
+}
+
+// minutesWriter writes the per-minute aggregates to rt_metric_minutes. It
+// connects and applies the serving layer's migrations on first use (and
+// after a failed attempt, on the next), so the speed layer runs while
+// ClickHouse is down; a failed connection is a failed write, which the
+// aggregator keeps and retries.
+type minutesWriter struct {
+	dsn string
+	mu  sync.Mutex
+	db  *chdb.DB
+	w   *merge.Writer
+}
+
+func (m *minutesWriter) connect(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.connectLocked(ctx)
+}
+
+func (m *minutesWriter) connectLocked(ctx context.Context) error {
+	if m.w != nil {
+		return nil
+	}
+	db, err := chdb.Open(ctx, m.dsn)
+	if err != nil {
+		return fmt.Errorf("realtime: minutes: clickhouse: %w", err)
+	}
+	if err := merge.Migrate(ctx, db); err != nil {
+		db.Close()
+		return fmt.Errorf("realtime: minutes: %w", err)
+	}
+	m.db, m.w = db, merge.NewWriter(db)
+	return nil
+}
+
+func (m *minutesWriter) Write(ctx context.Context, aggs []merge.MinuteAggregate) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.connectLocked(ctx); err != nil {
+		return err
+	}
+	return m.w.Write(ctx, aggs)
+}
+
+func (m *minutesWriter) close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.db != nil {
+		m.db.Close()
+		m.db, m.w = nil, nil
+	}
 }
 
 // startSinks runs the webhook worker until the returned stop is called
@@ -192,6 +263,26 @@ func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
 		}
 		sinks = append(sinks, r.webhook)
 	}
+	var mins *minutes.Aggregator
+	if c.Minutes {
+		r.minutes = &minutesWriter{dsn: e.cfg.ClickHouse.DSN.Reveal()}
+		// A first connection and migration now, so a wrong DSN shows at
+		// start; a ClickHouse that is down only delays the aggregates
+		// (the aggregator retries), never the alerts.
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := r.minutes.connect(cctx); err != nil {
+			e.log.Warn("per-minute aggregates: clickhouse not reachable at start; retrying on every write", "err", err)
+		}
+		cancel()
+		mo := minutes.Options{Writer: r.minutes, AllowedLateness: c.AllowedLateness.D(), FlushInterval: c.MinutesFlush.D(),
+			Tolerance: c.MinutesTolerance.D(), MaxEntries: c.MinutesMaxEntries, Logger: e.log}
+		if reg != nil {
+			mo.Registerer = reg
+		}
+		if mins, err = minutes.New(mo); err != nil {
+			return nil, err
+		}
+	}
 	r.svc, err = service.New(service.Options{
 		Client: kopts, Group: c.Group, Sources: sources,
 		AlertsTopic: e.cfg.Topics.Alerts, LateTopic: e.cfg.Topics.LateEvents,
@@ -202,6 +293,7 @@ func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
 		TransactionInterval:  c.TransactionInterval.D(),
 		AllowUncopartitioned: c.AllowUncopartitioned,
 		Sinks:                sinks, Hub: hub, Metrics: m, Logger: e.log,
+		Minutes: mins,
 	})
 	if err != nil {
 		return nil, err

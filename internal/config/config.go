@@ -72,15 +72,16 @@ type Source struct {
 
 // Dataset locates the master dataset (Parquet files and commit state).
 type Dataset struct {
-	URL           string   `yaml:"url" doc:"file:///abs/path, hdfs://namenode:8020[,nn2:8020]/path, or a local path (made absolute)"`
-	Timezone      string   `yaml:"timezone" doc:"timezone of the dt=/hour= partitions"`
-	Compression   string   `yaml:"compression" doc:"Parquet compression: zstd, snappy or none"`
-	RowGroupBytes int64    `yaml:"row_group_bytes" doc:"target Parquet row group size in bytes"`
-	RollBytes     int64    `yaml:"roll_bytes" doc:"roll a data file at this many buffered bytes"`
-	RollRecords   int      `yaml:"roll_records" doc:"roll a data file at this many records"`
-	RollInterval  Duration `yaml:"roll_interval" doc:"roll a data file at this age, so data becomes visible on slow topics"`
-	IdleHeartbeat Duration `yaml:"idle_heartbeat" doc:"a caught-up partition with no record for this long commits a heartbeat that advances its watermark to now - (realtime.max_out_of_order + realtime.allowed_lateness); 0 disables"`
-	HDFS          HDFS     `yaml:"hdfs"`
+	URL             string   `yaml:"url" doc:"file:///abs/path, hdfs://namenode:8020[,nn2:8020]/path, or a local path (made absolute)"`
+	Timezone        string   `yaml:"timezone" doc:"timezone of the dt=/hour= partitions"`
+	Compression     string   `yaml:"compression" doc:"Parquet compression: zstd, snappy or none"`
+	RowGroupBytes   int64    `yaml:"row_group_bytes" doc:"target Parquet row group size in bytes"`
+	RollBytes       int64    `yaml:"roll_bytes" doc:"roll a data file at this many buffered bytes"`
+	RollRecords     int      `yaml:"roll_records" doc:"roll a data file at this many records"`
+	RollInterval    Duration `yaml:"roll_interval" doc:"roll a data file at this age, so data becomes visible on slow topics"`
+	IdleHeartbeat   Duration `yaml:"idle_heartbeat" doc:"a caught-up partition with no record for this long commits a heartbeat that advances its watermark to now - (realtime.max_out_of_order + realtime.allowed_lateness); 0 disables"`
+	CheckpointEvery int      `yaml:"checkpoint_every" doc:"entries of a partition's commit log between checkpoints; a checkpoint folds the older entries and deletes them, bounding recovery reads; 0 disables"`
+	HDFS            HDFS     `yaml:"hdfs"`
 }
 
 // HDFS configures the HDFS backend of the dataset.
@@ -140,6 +141,10 @@ type Realtime struct {
 	TransactionalID      string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
 	SessionTimeout       Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
 	AllowUncopartitioned bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
+	Minutes              bool     `yaml:"minutes" doc:"write the shared metrics' per-minute aggregates to ClickHouse (clickhouse.dsn, table rt_metric_minutes) for the merged series; false disables"`
+	MinutesFlush         Duration `yaml:"minutes_flush_interval" doc:"how often changed per-minute aggregates are written to ClickHouse"`
+	MinutesTolerance     Duration `yaml:"minutes_tolerance" doc:"event time the aggregates' writes may fall behind (ClickHouse down) and still be rebuilt by a restarted instance; lengthens the replay"`
+	MinutesMaxEntries    int      `yaml:"minutes_max_entries" doc:"cap on per-minute aggregate state (cells plus distinct values); events beyond it are counted and dropped"`
 }
 
 // Batch configures the scheduled batch jobs.
@@ -215,14 +220,15 @@ func Default() *Config {
 			MaxLineSize: 64 << 10,
 		},
 		Dataset: Dataset{
-			URL:           ".data/dataset",
-			Timezone:      "UTC",
-			Compression:   "zstd",
-			RowGroupBytes: 128 << 20,
-			RollBytes:     128 << 20,
-			RollRecords:   5_000_000,
-			RollInterval:  Duration(60 * time.Second),
-			IdleHeartbeat: Duration(time.Minute),
+			URL:             ".data/dataset",
+			Timezone:        "UTC",
+			Compression:     "zstd",
+			RowGroupBytes:   128 << 20,
+			RollBytes:       128 << 20,
+			RollRecords:     5_000_000,
+			RollInterval:    Duration(60 * time.Second),
+			IdleHeartbeat:   Duration(time.Minute),
+			CheckpointEvery: 1000,
 			HDFS: HDFS{
 				ConnectTimeout:   Duration(10 * time.Second),
 				OperationTimeout: Duration(60 * time.Second),
@@ -245,6 +251,10 @@ func Default() *Config {
 			HTTPRateLimit:       50,
 			HTTPRateBurst:       100,
 			SessionTimeout:      Duration(10 * time.Second),
+			Minutes:             true,
+			MinutesFlush:        Duration(time.Second),
+			MinutesTolerance:    Duration(5 * time.Minute),
+			MinutesMaxEntries:   2_000_000,
 		},
 		Batch: Batch{
 			Timezone: "UTC",

@@ -144,6 +144,7 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "dataset.roll_records", int64(c.Dataset.RollRecords))
 	positive(&ps, "dataset.roll_interval", int64(c.Dataset.RollInterval))
 	nonNegative(&ps, "dataset.idle_heartbeat", int64(c.Dataset.IdleHeartbeat))
+	nonNegative(&ps, "dataset.checkpoint_every", int64(c.Dataset.CheckpointEvery))
 	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
 	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
 
@@ -173,6 +174,9 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "realtime.sse_history", int64(c.Realtime.SSEHistory))
 	positive(&ps, "realtime.sse_max_clients", int64(c.Realtime.SSEMaxClients))
 	positive(&ps, "realtime.session_timeout", int64(c.Realtime.SessionTimeout))
+	positive(&ps, "realtime.minutes_flush_interval", int64(c.Realtime.MinutesFlush))
+	positive(&ps, "realtime.minutes_tolerance", int64(c.Realtime.MinutesTolerance))
+	positive(&ps, "realtime.minutes_max_entries", int64(c.Realtime.MinutesMaxEntries))
 	positive(&ps, "realtime.max_rules_bytes", int64(c.Realtime.MaxRulesBytes))
 	for key, v := range map[string]int{"realtime.http_rate_limit": c.Realtime.HTTPRateLimit, "realtime.http_rate_burst": c.Realtime.HTTPRateBurst,
 		"serve.rate_limit": c.Serve.RateLimit, "serve.rate_burst": c.Serve.RateBurst, "metrics.rate_limit": c.Metrics.RateLimit, "metrics.rate_burst": c.Metrics.RateBurst} {
