@@ -7,7 +7,10 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 TEST_TIMEOUT ?= 18m
 BENCHTIME    ?= 2s
 
-.PHONY: all run test build bench lint deps fuzz clean
+# govulncheck, installed from the Go module proxy by `make lint` and `make vuln`.
+GOVULNCHECK_VERSION ?= v1.9.0
+
+.PHONY: all run test build bench lint vuln deps fuzz clean
 
 all: build
 
@@ -27,11 +30,16 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
-## lint: gofmt and go vet
+## lint: gofmt, go vet and govulncheck (a loud notice, not a failure, when its database is unreachable)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@GO=$(GO) GOVULNCHECK_VERSION=$(GOVULNCHECK_VERSION) bash .ci/vuln
+
+## vuln: govulncheck ./...; fails when the vulnerability database is unreachable (GOVULNDB=file:///... for a local copy)
+vuln:
+	@GO=$(GO) GOVULNCHECK_VERSION=$(GOVULNCHECK_VERSION) STRICT=1 bash .ci/vuln
 
 ## deps: install clickhouse-server, hdfs-cli and chromium when missing (Debian, root)
 deps:
