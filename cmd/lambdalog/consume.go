@@ -34,6 +34,8 @@ docs/exactly-once.md. Files roll at dataset.roll_records, roll_bytes or
 roll_interval, whichever comes first. A partition that is caught up and
 idle for dataset.idle_heartbeat commits a heartbeat that advances its
 event-time watermark, so the batch layer does not wait for it forever.
+Every dataset.checkpoint_every entries a partition's commit log is folded
+into a checkpoint and the older entries deleted.
 
 Serves /metrics, /healthz and /readyz on --http. SIGINT or SIGTERM commits
 what is buffered and leaves the group; exit 0 after a clean stop.`,
@@ -103,11 +105,12 @@ func newConsumer(ctx context.Context, e *env, reg prometheus.Registerer) (*consu
 		Sources: consumerSources(e.cfg.Topics),
 		Writer: consumer.WriterOptions{Location: loc, Compression: e.cfg.Dataset.Compression,
 			WatermarkLag: e.cfg.Realtime.MaxOutOfOrder.D()},
-		Parse:         parse.Options{Location: time.UTC},
-		RollRecords:   int64(e.cfg.Dataset.RollRecords),
-		RollBytes:     e.cfg.Dataset.RollBytes,
-		RollInterval:  e.cfg.Dataset.RollInterval.D(),
-		IdleHeartbeat: idleHeartbeat(e.cfg.Dataset.IdleHeartbeat.D()),
+		Parse:           parse.Options{Location: time.UTC},
+		RollRecords:     int64(e.cfg.Dataset.RollRecords),
+		RollBytes:       e.cfg.Dataset.RollBytes,
+		RollInterval:    e.cfg.Dataset.RollInterval.D(),
+		IdleHeartbeat:   idleHeartbeat(e.cfg.Dataset.IdleHeartbeat.D()),
+		CheckpointEvery: checkpointEvery(e.cfg.Dataset.CheckpointEvery),
 		// A record readable later than this after its event time is late
 		// for the speed layer too; heartbeats never wait for it.
 		IdleLateness:   e.cfg.Realtime.MaxOutOfOrder.D() + e.cfg.Realtime.AllowedLateness.D(),
@@ -137,4 +140,12 @@ func idleHeartbeat(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// checkpointEvery maps the configuration's 0 (disabled) likewise.
+func checkpointEvery(n int) int64 {
+	if n == 0 {
+		return -1
+	}
+	return int64(n)
 }

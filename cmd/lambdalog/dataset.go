@@ -21,8 +21,10 @@ func datasetCommand() *command {
         sizes, from the commit log.
 verify  reads the commit log and every committed Parquet file and reports
         per topic-partition the committed range, holes, duplicates, row
-        counts and files pending roll-forward, plus orphan data files no
-        commit references. Exits 1 on any inconsistency.`,
+        counts, files pending roll-forward and the newest commit-log
+        checkpoint (whose snapshot it reads like the entries it folded),
+        plus orphan data files no commit references. Exits 1 on any
+        inconsistency.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 		},
@@ -64,9 +66,15 @@ verify  reads the commit log and every committed Parquet file and reports
 				}
 			} else {
 				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TOPIC/PARTITION\tCOMMITTED\tROWS\tFILES\tHOLES\tDUPLICATES\tPENDING\tPROBLEMS")
+				fmt.Fprintln(tw, "TOPIC/PARTITION\tCOMMITTED\tROWS\tFILES\tHOLES\tDUPLICATES\tPENDING\tCHECKPOINT\tPROBLEMS")
 				for _, p := range rep.Partitions {
-					fmt.Fprintf(tw, "%s/%d\t[%d,%d)\t%d\t%d\t%d\t%d\t%d\t%s\n", p.Topic, p.Partition, p.Start, p.Next, p.Rows, p.Files, len(p.Holes), p.Duplicates, p.Pending, strings.Join(p.Problems, "; "))
+					// CHECKPOINT: the newest checkpoint's sequence number and
+					// how many entries it folded ("-" for a log without one).
+					cp := "-"
+					if p.Checkpoint > 0 {
+						cp = fmt.Sprintf("#%d (%d folded)", p.Checkpoint, p.Folded)
+					}
+					fmt.Fprintf(tw, "%s/%d\t[%d,%d)\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", p.Topic, p.Partition, p.Start, p.Next, p.Rows, p.Files, len(p.Holes), p.Duplicates, p.Pending, cp, strings.Join(p.Problems, "; "))
 				}
 				tw.Flush()
 				for _, o := range rep.Orphans {
