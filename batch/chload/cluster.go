@@ -1,8 +1,13 @@
 package chload
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -29,6 +34,11 @@ type Topology struct {
 	// and {table} are filled in here, {shard} (and any other macro) by the
 	// server. Default DefaultZooKeeperPath.
 	ZooKeeperPath string
+	// DSN is the configured connection (with credentials): when a server
+	// cannot run a partition replace ON CLUSTER (18.16), the loader
+	// connects to each shard with it, host and port taken from
+	// system.clusters. Never logged.
+	DSN string
 }
 
 // DefaultZooKeeperPath is the default ZooKeeper path template.
@@ -197,3 +207,93 @@ const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
     checksum String,
     applied_at DateTime
 ) ENGINE = MergeTree() ORDER BY version`
+
+// swapShards replaces partition part of table's local tables with their
+// staging twins' on every shard. It tries ALTER ... ON CLUSTER first;
+// ClickHouse 18.16 refuses REPLACE PARTITION in distributed DDL
+// ("Unsupported type of ALTER query", code 48, observed on 18.16.1), and
+// then the loader connects to every shard itself (system.clusters) and
+// runs the same ALTERs there: on one replica per shard for replicated
+// tables (the replace is replicated through ZooKeeper), on every replica
+// otherwise. The first refusal is remembered.
+func (l *Loader) swapShards(ctx context.Context, table, part string) error {
+	stmts := []string{
+		l.topo.ReplacePartition(table, part, table+StagingSuffix),
+		l.topo.DropPartition(table+StagingSuffix, part),
+	}
+	if !l.noClusterReplace.Load() {
+		err := l.exec(ctx, stmts[0])
+		if err == nil {
+			return l.exec(ctx, stmts[1])
+		}
+		var ex *clickhouse.Exception
+		if !errors.As(err, &ex) || ex.Code != 48 {
+			return err
+		}
+		l.noClusterReplace.Store(true)
+		l.log.Info("server refuses REPLACE PARTITION ON CLUSTER; replacing on each shard", "server", l.db.Version().String())
+	}
+	local := Topology{Database: l.topo.Database}
+	stmts = []string{
+		local.ReplacePartition(l.topo.Local(table), part, l.topo.Local(table+StagingSuffix)),
+		local.DropPartition(l.topo.Local(table+StagingSuffix), part),
+	}
+	return l.onEveryShard(ctx, stmts, !l.topo.Replicated)
+}
+
+// onEveryShard runs stmts, in order, on each shard of the cluster: on
+// every replica with allReplicas, else on the first of each shard.
+func (l *Loader) onEveryShard(ctx context.Context, stmts []string, allReplicas bool) error {
+	if l.topo.DSN == "" {
+		return fmt.Errorf("chload: cluster %s: the replace runs on each shard, which needs Topology.DSN", l.topo.Cluster)
+	}
+	base, err := url.Parse(l.topo.DSN)
+	if err != nil {
+		return fmt.Errorf("chload: cluster DSN: %w", err)
+	}
+	rows, err := l.db.Query(ctx, "SELECT shard_num, replica_num, host_address, port FROM system.clusters WHERE cluster = "+quoteString(l.topo.Cluster)+" ORDER BY shard_num, replica_num")
+	if err != nil {
+		return fmt.Errorf("chload: shards of %s: %w", l.topo.Cluster, err)
+	}
+	type host struct {
+		shard uint32
+		addr  string
+	}
+	var hosts []host
+	for rows.Next() {
+		var shard, replica uint32
+		var addr string
+		var port uint16
+		if err := rows.Scan(&shard, &replica, &addr, &port); err != nil {
+			rows.Close()
+			return fmt.Errorf("chload: shards of %s: %w", l.topo.Cluster, err)
+		}
+		if !allReplicas && len(hosts) > 0 && hosts[len(hosts)-1].shard == shard {
+			continue
+		}
+		hosts = append(hosts, host{shard, net.JoinHostPort(addr, strconv.Itoa(int(port)))})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("chload: shards of %s: %w", l.topo.Cluster, err)
+	}
+	if len(hosts) == 0 {
+		return fmt.Errorf("chload: cluster %s is not in system.clusters", l.topo.Cluster)
+	}
+	for _, h := range hosts {
+		u := *base
+		u.Host = h.addr
+		db, err := chdb.Open(ctx, u.String())
+		if err != nil {
+			return fmt.Errorf("chload: shard %d (%s): %w", h.shard, h.addr, err)
+		}
+		for _, s := range stmts {
+			if err := db.Exec(ctx, s); err != nil {
+				db.Close()
+				return fmt.Errorf("chload: shard %d (%s): %s: %w", h.shard, h.addr, s, err)
+			}
+		}
+		db.Close()
+	}
+	return nil
+}

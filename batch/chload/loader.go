@@ -27,6 +27,9 @@ type Loader struct {
 	log  *slog.Logger
 	now  func() time.Time
 	topo Topology
+	// noClusterReplace remembers that the server refused REPLACE
+	// PARTITION ON CLUSTER (swapShards).
+	noClusterReplace atomic.Bool
 	// FlushRows is the block size of event inserts (default 262144).
 	FlushRows int
 }
@@ -66,6 +69,15 @@ func (l *Loader) Migrate(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("chload: migrate: %w", err)
 	}
 	if l.topo.Clustered() {
+		// chdb.Open created the database on the server it connected to
+		// only; the ON CLUSTER DDL needs it on every server. Each server
+		// is asked directly: CREATE DATABASE ... ON CLUSTER crashes
+		// clickhouse-server 18.16.1 (segfault in ZooKeeper::createImpl).
+		if l.topo.DSN != "" {
+			if err := l.onEveryShard(ctx, []string{"CREATE DATABASE IF NOT EXISTS " + chdb.QuoteIdent(l.topo.Database)}, true); err != nil {
+				return 0, fmt.Errorf("chload: migrate: %w", err)
+			}
+		}
 		stmts, err := l.topo.Create(migrationsDDL, ShardingKey("version"))
 		if err != nil {
 			return 0, fmt.Errorf("chload: migrate: %w", err)
@@ -100,6 +112,9 @@ func (l *Loader) dropStaging(ctx context.Context, table, part string) error {
 // swap atomically replaces table's partition with the staging table's and
 // empties the staging partition.
 func (l *Loader) swap(ctx context.Context, table, part string) error {
+	if l.topo.Clustered() {
+		return l.swapShards(ctx, table, part)
+	}
 	if err := l.exec(ctx, l.topo.ReplacePartition(table, part, table+StagingSuffix)); err != nil {
 		return err
 	}
