@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lambdalog/lambdalog/batch/chload"
 	"github.com/lambdalog/lambdalog/batch/jobs"
+	"github.com/lambdalog/lambdalog/batch/lease"
 	"github.com/lambdalog/lambdalog/batch/scheduler"
 	"github.com/lambdalog/lambdalog/batch/source"
 	"github.com/lambdalog/lambdalog/internal/chdb"
@@ -24,15 +26,16 @@ import (
 
 func batchCommand() *command {
 	var (
-		job, date, from, to, tz string
-		hour, limit             int
-		force, ignoreWatermark  bool
+		job, date, from, to, tz, worker string
+		hour, limit                     int
+		force, ignoreWatermark, split   bool
 	)
 	return &command{
 		name:    "batch",
 		summary: "schedule, run, backfill and list batch jobs",
 		usage: `lambdalog batch schedule
        lambdalog batch run [--job J] --date YYYY-MM-DD [--hour HH]
+       lambdalog batch run|backfill --split [--worker ID] ... (several workers share the plan)
        lambdalog batch backfill [--job J] --from YYYY-MM-DD --to YYYY-MM-DD [--force]
        lambdalog batch history [--job J] [--limit N]`,
 		long: `Batch jobs recompute history from the master dataset (Parquet) into
@@ -54,6 +57,13 @@ backfill  runs jobs day by day from --from to --to (inclusive) with a
           --force, so an interrupted backfill resumes where it stopped.
 history   lists recorded runs, newest first.
 
+--split   (run, backfill) share the plan with other workers started with the
+          same arguments: each takes the next (job, interval) nobody holds,
+          by a lease in the dataset (_batch/leases, batch.lease_ttl), skips
+          what already succeeded, waits for its dependencies, takes over the
+          units of workers that died once their leases expire, and exits
+          when every unit has succeeded or failed (docs/operations.md).
+
 ClickHouse DDL migrations are applied idempotently before any job runs.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&job, "job", "", "`JOB` to run (load-events or reports); all when empty")
@@ -65,6 +75,8 @@ ClickHouse DDL migrations are applied idempotently before any job runs.`,
 			fs.BoolVar(&force, "force", false, "backfill: re-run days that already succeeded")
 			fs.BoolVar(&ignoreWatermark, "ignore-watermark", false, "run/backfill: do not wait for the dataset to be complete")
 			fs.IntVar(&limit, "limit", 20, "history: show at most `N` runs (0: all)")
+			fs.BoolVar(&split, "split", false, "run/backfill: share the work with other workers through leases")
+			fs.StringVar(&worker, "worker", "", "with --split: this worker's `ID` (default HOSTNAME-PID)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 {
@@ -130,6 +142,9 @@ ClickHouse DDL migrations are applied idempotently before any job runs.`,
 			if err != nil {
 				return err
 			}
+			if split {
+				return batchSplit(ctx, e, b, ex, plan, worker, action)
+			}
 			sum, err := jobs.Execute(ctx, ex, plan, jobs.ExecOptions{Force: action == "run" || force, Progress: e.stdout})
 			fmt.Fprintf(e.stdout, "%s: %d done, %d skipped, %d failed, %d rows read\n", action, sum.Done, sum.Skipped, sum.Failed, sum.RowsRead)
 			return err
@@ -182,12 +197,19 @@ func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("batch: open dataset: %w", err)
 	}
-	db, err := chdb.Open(ctx, e.cfg.ClickHouse.DSN.Reveal())
+	ch := e.cfg.ClickHouse
+	topo := chload.Topology{Cluster: ch.Cluster, Replicated: ch.Replicated, ZooKeeperPath: ch.ZooKeeperPath, DSN: ch.DSN.Reveal()}
+	db, err := chdb.Open(ctx, ch.DSN.Reveal(), chdb.WithSettings(topo.Settings()))
 	if err != nil {
 		fsys.Close()
-		return nil, fmt.Errorf("batch: clickhouse %s: %w", e.cfg.ClickHouse.DSN, err)
+		return nil, fmt.Errorf("batch: clickhouse %s: %w", ch.DSN, err)
 	}
 	loader := chload.New(db, e.log)
+	if err := loader.SetTopology(topo); err != nil {
+		db.Close()
+		fsys.Close()
+		return nil, usagef("clickhouse.cluster: %v", err)
+	}
 	n, err := loader.Migrate(ctx)
 	if err != nil {
 		db.Close()
@@ -202,7 +224,7 @@ func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
 	src := &source.Committed{FS: fsys, Location: dsLoc,
 		Fallback: &source.Layout{FS: fsys, Location: dsLoc, Datasets: chload.EventDatasets()}}
 	return &batchEnv{fs: fsys, db: db, history: chload.NewHistory(db),
-		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log}}, nil
+		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log, Compute: e.cfg.Batch.Compute}}, nil
 }
 
 func (b *batchEnv) executor(e *env, hist scheduler.History, ignoreWatermark bool, policy scheduler.NotReadyPolicy) (*scheduler.Executor, error) {
@@ -215,6 +237,23 @@ func (b *batchEnv) executor(e *env, hist scheduler.History, ignoreWatermark bool
 		o.Ready = b.deps.Source
 	}
 	return scheduler.NewExecutor(o)
+}
+
+// batchSplit runs this worker's share of plan. A split run never forces:
+// units that already succeeded are what lets the workers divide the plan,
+// so re-running a day means clearing nothing and running without --split.
+func batchSplit(ctx context.Context, e *env, b *batchEnv, ex *scheduler.Executor, plan jobs.Plan, worker, action string) error {
+	if worker == "" {
+		host, _ := os.Hostname()
+		worker = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	leases, err := lease.New(b.fs, lease.Options{TTL: e.cfg.Batch.LeaseTTL.D()})
+	if err != nil {
+		return usagef("batch.lease_ttl: %v", err)
+	}
+	sum, err := jobs.ExecuteSplit(ctx, ex, plan, jobs.SplitOptions{Worker: worker, Leases: leases, Progress: e.stdout})
+	fmt.Fprintf(e.stdout, "%s --split (worker %s): %d done, %d skipped, %d failed, %d rows read\n", action, worker, sum.Done, sum.Skipped, sum.Failed, sum.RowsRead)
+	return err
 }
 
 func batchHistory(ctx context.Context, e *env, h scheduler.History, job string, limit int) error {
