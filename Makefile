@@ -55,3 +55,9 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## soak: the end-to-end soak with faults, every process separate (SOAK_DURATION, default 10m); docs/reliability.md
+SOAK_DURATION ?= 10m
+.PHONY: soak
+soak: deps build
+	$(GO) run ./deploy/soak --bin $(BIN) --duration $(SOAK_DURATION)
