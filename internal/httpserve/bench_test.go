@@ -1,6 +1,7 @@
 package httpserve
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -50,4 +51,36 @@ func BenchmarkLimiterParallel(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// BenchmarkLoopback is a whole request over loopback HTTP/1.1 keep-alive
+// (client and server on the same 2 cores), bare and behind the limits,
+// to put BenchmarkChain in proportion.
+func BenchmarkLoopback(b *testing.B) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	s, err := New(Options{Name: "bench", Handler: ok, Token: "bench-token", RateLimit: 1e9, RateBurst: 1e9})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"bare", ok}, {"limits", s.Handler()}} {
+		b.Run(c.name, func(b *testing.B) {
+			ts := httptest.NewServer(c.h)
+			defer ts.Close()
+			cl := ts.Client()
+			req, _ := http.NewRequest("GET", ts.URL+"/api/x", nil)
+			req.Header.Set("Authorization", "Bearer bench-token")
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				resp, err := cl.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
 }
