@@ -10,11 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/apache/arrow/go/v17/parquet"
 	"github.com/apache/arrow/go/v17/parquet/compress"
-	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 
 	"github.com/lambdalog/lambdalog/internal/storage"
 	"github.com/lambdalog/lambdalog/schemas"
@@ -28,11 +25,30 @@ type WriterOptions struct {
 	Compression string
 	// RowGroupRows caps rows per row group (default 1,000,000).
 	RowGroupRows int64
+	// RowGroupBytes caps a row group's size as the rows' PLAIN-encoded
+	// Parquet bytes (schemas.BatchBuilder.RowSize; default 128 MiB), the
+	// unit readers fetch and decompress at once. Dictionary encoding and
+	// compression only shrink it, so the row group's uncompressed and
+	// on-disk sizes stay within it; a single record larger than the
+	// budget still gets a row group of its own.
+	RowGroupBytes int64
 	// Watermark lag: a partition's event-time watermark is its newest
 	// event time minus this (the lateness the batch layer must allow).
 	WatermarkLag time.Duration
 	Allocator    memory.Allocator
 }
+
+// DefaultRowGroupBytes is WriterOptions.RowGroupBytes when unset.
+const DefaultRowGroupBytes = 128 << 20
+
+// Rows travel from Add to a group's encoder in chunks of at most
+// chunkRows rows or chunkBytes bytes: small enough that the Arrow data
+// in flight stays a few MB per group whatever the commit size, large
+// enough that the per-call cost of the Parquet writer is amortised.
+const (
+	chunkRows  = 16 << 10
+	chunkBytes = 4 << 20
+)
 
 func (o WriterOptions) withDefaults() WriterOptions {
 	if o.Location == nil {
@@ -43,6 +59,9 @@ func (o WriterOptions) withDefaults() WriterOptions {
 	}
 	if o.RowGroupRows <= 0 {
 		o.RowGroupRows = 1_000_000
+	}
+	if o.RowGroupBytes <= 0 {
+		o.RowGroupBytes = DefaultRowGroupBytes
 	}
 	if o.Allocator == nil {
 		o.Allocator = memory.DefaultAllocator
@@ -63,20 +82,37 @@ func (o WriterOptions) codec() (compress.Compression, error) {
 }
 
 // groupKey is one output file of a commit: a file never mixes datasets or
-// event-time partitions.
+// event-time partitions. hour counts local wall-clock hours since the Unix
+// epoch in the writer's Location, which names dt= and hour= uniquely.
 type groupKey struct {
 	dataset string
-	dt      string
-	hour    int
+	hour    int64
 }
 
+// partition is the key's dt= and hour= values.
+func (k groupKey) partition() (dt string, hour int) {
+	t := time.Unix(k.hour*3600, 0).UTC() // wall clock of the Location, read as UTC
+	return t.Format("2006-01-02"), t.Hour()
+}
+
+// group is one output file being built. Add appends rows to b; full chunks
+// go to enc, which encodes them into Parquet in memory on its own
+// goroutine while the next chunk is parsed, so parsing and encoding use
+// two cores and a group holds compressed pages, not a commit's worth of
+// Arrow buffers.
 type group struct {
-	b *schemas.BatchBuilder
-	// rec is the built batch, kept until the commit succeeds: building
-	// empties the builder, so a retried commit must reuse it.
-	rec         arrow.Record
+	b   *schemas.BatchBuilder
+	enc *encoder
+	// file is the finished Parquet file, kept until the commit succeeds so
+	// a retried commit rewrites the same bytes.
+	file        *memFile
 	first, last int64
 	rows        int64
+	// Accounting of the row group being filled: rows and bytes already
+	// handed to the encoder, bytes of the rows still in b, and whether the
+	// next chunk starts a new row group.
+	rgRows, rgBytes, chunk int64
+	newRowGroup            bool
 }
 
 // PartitionWriter buffers one topic-partition's records and publishes them
@@ -92,6 +128,14 @@ type PartitionWriter struct {
 	next   int64 // first offset not yet committed
 	last   int64 // last buffered offset, next-1 when empty
 	groups map[groupKey]*group
+	// The group of the previous record: consecutive records nearly always
+	// share dataset and hour, so most Adds skip the map.
+	lastKey   groupKey
+	lastGroup *group
+	// sealed is set once a commit has finished its files; records added
+	// after it would be missing from a retried commit's files, so Add
+	// refuses until the commit succeeds or the writer is aborted.
+	sealed bool
 	// records and bytes buffered; started is when the first was buffered.
 	records int64
 	bytes   int64
@@ -125,18 +169,26 @@ func (w *PartitionWriter) Add(r schemas.Record, offset int64, size int) error {
 	if offset <= w.last {
 		return fmt.Errorf("consumer: %s/%d: offset %d after %d", w.log.topic, w.log.partition, offset, w.last)
 	}
-	t := r.EventTime().In(w.opts.Location)
-	k := groupKey{dataset: r.Dataset(), dt: t.Format("2006-01-02"), hour: t.Hour()}
-	g := w.groups[k]
-	if g == nil {
-		ds, ok := schemas.Lookup(k.dataset)
-		if !ok {
-			return fmt.Errorf("consumer: unknown dataset %q", k.dataset)
-		}
-		g = &group{b: schemas.NewBatchBuilder(ds, w.opts.Allocator), first: offset}
-		w.groups[k] = g
+	if w.sealed {
+		return fmt.Errorf("consumer: %s/%d: add at offset %d while a failed commit is unresolved", w.log.topic, w.log.partition, offset)
 	}
-	if err := g.b.Append(r); err != nil {
+	et := r.EventTime()
+	_, off := et.In(w.opts.Location).Zone()
+	k := groupKey{dataset: r.Dataset(), hour: floorDiv(et.Unix()+int64(off), 3600)}
+	g := w.lastGroup
+	if g == nil || k != w.lastKey {
+		g = w.groups[k]
+		if g == nil {
+			ds, ok := schemas.Lookup(k.dataset)
+			if !ok {
+				return fmt.Errorf("consumer: unknown dataset %q", k.dataset)
+			}
+			g = &group{b: schemas.NewBatchBuilder(ds, w.opts.Allocator), first: offset, newRowGroup: true}
+			w.groups[k] = g
+		}
+		w.lastKey, w.lastGroup = k, g
+	}
+	if err := w.append(g, r); err != nil {
 		return fmt.Errorf("consumer: append to %s: %w", k.dataset, err)
 	}
 	g.last = offset
@@ -147,13 +199,63 @@ func (w *PartitionWriter) Add(r schemas.Record, offset int64, size int) error {
 	w.records++
 	w.bytes += int64(size)
 	w.last = offset
-	if et := r.EventTime(); et.After(w.maxEventTime) {
+	if et.After(w.maxEventTime) {
 		w.maxEventTime = et
 		if wm := et.Add(-w.opts.WatermarkLag); wm.After(w.watermark) {
 			w.watermark = wm
 		}
 	}
 	return nil
+}
+
+// append adds r to g, closing the row group first when r would take it
+// past RowGroupBytes or RowGroupRows, and hands the rows to the encoder
+// when a chunk is full.
+func (w *PartitionWriter) append(g *group, r schemas.Record) error {
+	sz := g.b.RowSize(r)
+	if rows := g.rgRows + int64(g.b.Len()); rows > 0 && (g.rgBytes+g.chunk+sz > w.opts.RowGroupBytes || rows >= w.opts.RowGroupRows) {
+		if err := w.flushChunk(g); err != nil {
+			return err
+		}
+		g.rgRows, g.rgBytes, g.newRowGroup = 0, 0, true
+	}
+	if err := g.b.Append(r); err != nil {
+		return err
+	}
+	g.chunk += sz
+	if g.b.Len() >= chunkRows || g.chunk >= chunkBytes {
+		return w.flushChunk(g)
+	}
+	return nil
+}
+
+// flushChunk hands the rows buffered in g's builder to its encoder,
+// starting the encoder with the group's first chunk.
+func (w *PartitionWriter) flushChunk(g *group) error {
+	if g.b.Len() == 0 {
+		return nil
+	}
+	if g.enc == nil {
+		enc, err := w.newEncoder(g.b.Dataset())
+		if err != nil {
+			return err
+		}
+		g.enc = enc
+	}
+	n := int64(g.b.Len())
+	g.enc.send(g.b.NewRecordBatch(), g.newRowGroup)
+	g.rgRows += n
+	g.rgBytes += g.chunk
+	g.chunk, g.newRowGroup = 0, false
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 // Skip advances past offsets that carry no record (none today: every line
@@ -183,6 +285,16 @@ func (w *PartitionWriter) Commit(ctx context.Context) (e Entry, ok bool, err err
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool { return w.groups[keys[i]].first < w.groups[keys[j]].first })
+	// Every group's last chunk is handed over before any file is awaited,
+	// so the encoders finish their tails in parallel.
+	w.sealed = true
+	for _, k := range keys {
+		if g := w.groups[k]; g.file == nil {
+			if err := w.flushChunk(g); err != nil {
+				return Entry{}, false, err
+			}
+		}
+	}
 	stage := w.log.tmp(w.epoch)
 	if err := w.fs.MkdirAll(ctx, stage); err != nil {
 		return Entry{}, false, fmt.Errorf("consumer: stage dir: %w", err)
@@ -190,20 +302,27 @@ func (w *PartitionWriter) Commit(ctx context.Context) (e Entry, ok bool, err err
 	var files []FileRef
 	for _, k := range keys {
 		g := w.groups[k]
+		dt, hour := k.partition()
 		name := fmt.Sprintf("part-%s-%d-%020d.parquet", w.log.topic, w.log.partition, g.first)
 		ref := FileRef{
 			Temp:        path.Join(stage, seqName(seq)+"-"+name),
-			Final:       path.Join(k.dataset, "dt="+k.dt, fmt.Sprintf("hour=%02d", k.hour), name),
+			Final:       path.Join(k.dataset, "dt="+dt, fmt.Sprintf("hour=%02d", hour), name),
 			Dataset:     k.dataset,
 			Rows:        g.rows,
 			FirstOffset: g.first,
 			LastOffset:  g.last,
 		}
-		size, err := w.writeParquet(ctx, ref, g)
-		if err != nil {
+		if g.file == nil {
+			f, err := g.enc.finish(w.fileMetadata(ref))
+			if err != nil {
+				return Entry{}, false, fmt.Errorf("consumer: encode %s: %w", ref.Temp, err)
+			}
+			g.file = f
+		}
+		if err := w.writeFile(ctx, ref, g.file); err != nil {
 			return Entry{}, false, err
 		}
-		ref.Bytes = size
+		ref.Bytes = g.file.size
 		files = append(files, ref)
 	}
 	if err := w.log.step("files-written"); err != nil {
@@ -238,104 +357,46 @@ func (w *PartitionWriter) Abort(ctx context.Context) error {
 
 func (w *PartitionWriter) reset() {
 	for _, g := range w.groups {
-		if g.rec != nil {
-			g.rec.Release()
+		if g.enc != nil {
+			g.enc.abort()
 		}
 		g.b.Release()
 	}
 	w.groups = map[groupKey]*group{}
+	w.lastKey, w.lastGroup = groupKey{}, nil
+	w.sealed = false
 	w.records, w.bytes, w.started = 0, 0, time.Time{}
 }
 
-// writeOnly hides Close, so the Parquet writer does not close the storage
-// file: Close is ours, because its error decides whether the file is durable.
-type writeOnly struct{ f storage.File }
-
-func (w writeOnly) Write(p []byte) (int, error) { return w.f.Write(p) }
-
-// writeParquet writes one group as a Parquet file at ref.Temp and closes
-// it. The Parquet library panics when its first write (the magic bytes)
-// fails; that is an I/O error like any other here, not a crash.
-func (w *PartitionWriter) writeParquet(ctx context.Context, ref FileRef, g *group) (n int64, err error) {
-	var f storage.File
-	defer func() {
-		if r := recover(); r != nil {
-			if f != nil {
-				f.Abort()
-			}
-			n, err = 0, fmt.Errorf("consumer: write %s: %v", ref.Temp, r)
-		}
-	}()
-	return w.writeParquetFile(ctx, ref, g, &f)
-}
-
-func (w *PartitionWriter) writeParquetFile(ctx context.Context, ref FileRef, g *group, fp *storage.File) (int64, error) {
-	codec, err := w.opts.codec()
-	if err != nil {
-		return 0, err
-	}
-	// A failed earlier attempt at this (unpublished) sequence may have
-	// left the file behind; it is ours and referenced by nothing.
-	if err := w.fs.Remove(ctx, ref.Temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("consumer: clear %s: %w", ref.Temp, err)
-	}
-	f, err := w.fs.Create(ctx, ref.Temp)
-	if err != nil {
-		return 0, fmt.Errorf("consumer: create %s: %w", ref.Temp, err)
-	}
-	*fp = f
-	if g.rec == nil {
-		g.rec = g.b.NewRecordBatch()
-	}
-	rec := g.rec
-	props := parquet.NewWriterProperties(
-		parquet.WithCompression(codec),
-		parquet.WithDictionaryDefault(true),
-		parquet.WithStats(true),
-		parquet.WithMaxRowGroupLength(w.opts.RowGroupRows),
-		parquet.WithAllocator(w.opts.Allocator),
-		parquet.WithCreatedBy("lambdalog consumer"),
-	)
-	counter := &countingWriter{w: writeOnly{f}}
-	pw, err := pqarrow.NewFileWriter(rec.Schema(), counter, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema(), pqarrow.WithAllocator(w.opts.Allocator)))
-	if err != nil {
-		f.Abort()
-		return 0, fmt.Errorf("consumer: parquet writer: %w", err)
-	}
-	meta := map[string]string{
+func (w *PartitionWriter) fileMetadata(ref FileRef) map[string]string {
+	return map[string]string{
 		"lambdalog.kafka_topic":     w.log.topic,
 		"lambdalog.kafka_partition": strconv.Itoa(int(w.log.partition)),
 		"lambdalog.first_offset":    strconv.FormatInt(ref.FirstOffset, 10),
 		"lambdalog.last_offset":     strconv.FormatInt(ref.LastOffset, 10),
 		"lambdalog.schema_version":  strconv.Itoa(int(schemas.Version)),
 	}
-	for k, v := range meta {
-		if err := pw.AppendKeyValueMetadata(k, v); err != nil {
+}
+
+// writeFile stores a finished Parquet file at ref.Temp and closes it.
+func (w *PartitionWriter) writeFile(ctx context.Context, ref FileRef, m *memFile) error {
+	// A failed earlier attempt at this (unpublished) sequence may have
+	// left the file behind; it is ours and referenced by nothing.
+	if err := w.fs.Remove(ctx, ref.Temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("consumer: clear %s: %w", ref.Temp, err)
+	}
+	f, err := w.fs.Create(ctx, ref.Temp)
+	if err != nil {
+		return fmt.Errorf("consumer: create %s: %w", ref.Temp, err)
+	}
+	for _, p := range m.chunks {
+		if _, err := f.Write(p); err != nil {
 			f.Abort()
-			return 0, fmt.Errorf("consumer: parquet metadata: %w", err)
+			return fmt.Errorf("consumer: write %s: %w", ref.Temp, err)
 		}
 	}
-	if err := pw.Write(rec); err != nil {
-		f.Abort()
-		return 0, fmt.Errorf("consumer: write %s: %w", ref.Temp, err)
-	}
-	if err := pw.Close(); err != nil {
-		f.Abort()
-		return 0, fmt.Errorf("consumer: finish %s: %w", ref.Temp, err)
-	}
 	if err := f.Close(); err != nil {
-		return 0, fmt.Errorf("consumer: close %s: %w", ref.Temp, err)
+		return fmt.Errorf("consumer: close %s: %w", ref.Temp, err)
 	}
-	return counter.n, nil
-}
-
-type countingWriter struct {
-	w writeOnly
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	return nil
 }

@@ -17,6 +17,11 @@ type BatchBuilder struct {
 	rb  *array.RecordBuilder
 	n   int
 	app []func(Record)
+	// RowSize: the fixed-width bytes of a row and the variable-length
+	// fields (strings, bytes) whose lengths it adds.
+	fixed   int64
+	strs    []*Field
+	byteses []*Field
 }
 
 // NewBatchBuilder returns a builder for ds. mem may be nil for the Go
@@ -29,11 +34,14 @@ func NewBatchBuilder(ds *Dataset, mem memory.Allocator) *BatchBuilder {
 	b.app = make([]func(Record), len(ds.fields))
 	for i := range ds.fields {
 		f := &ds.fields[i]
+		b.fixed += plainWidth(f.Kind)
 		switch f.Kind {
 		case KindString:
+			b.strs = append(b.strs, f)
 			fb := b.rb.Field(i).(*array.StringBuilder)
 			b.app[i] = func(r Record) { fb.Append(*(*string)(fieldPtr(r, f))) }
 		case KindBytes:
+			b.byteses = append(b.byteses, f)
 			fb := b.rb.Field(i).(*array.BinaryBuilder)
 			b.app[i] = func(r Record) { fb.Append(*(*[]byte)(fieldPtr(r, f))) }
 		case KindInt64:
@@ -77,6 +85,35 @@ func (b *BatchBuilder) Append(r Record) error {
 	}
 	b.n++
 	return nil
+}
+
+// plainWidth is what one value of kind k takes PLAIN-encoded in Parquet,
+// besides a string's bytes: its 4-byte length, an INT32 for 16- and
+// 32-bit integers, 8 bytes for the rest.
+func plainWidth(k Kind) int64 {
+	switch k {
+	case KindString, KindBytes, KindInt32, KindUint16:
+		return 4
+	}
+	return 8
+}
+
+// RowSize estimates the bytes r takes in a Parquet row group: its values
+// PLAIN-encoded, nulls counted as values. Dictionary encoding and
+// compression only shrink repeated values, so writers size row groups
+// with it. r must belong to the builder's dataset (0 otherwise).
+func (b *BatchBuilder) RowSize(r Record) int64 {
+	if r == nil || r.datasetIndex() != b.ds.index {
+		return 0
+	}
+	n := b.fixed
+	for _, f := range b.strs {
+		n += int64(len(*(*string)(fieldPtr(r, f))))
+	}
+	for _, f := range b.byteses {
+		n += int64(len(*(*[]byte)(fieldPtr(r, f))))
+	}
+	return n
 }
 
 // Len is the number of records appended since the last NewRecordBatch.
