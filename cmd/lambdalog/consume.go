@@ -104,7 +104,7 @@ func newConsumer(ctx context.Context, e *env, reg prometheus.Registerer) (*consu
 		Group:   e.cfg.Consumer.Group,
 		Sources: consumerSources(e.cfg.Topics),
 		Writer: consumer.WriterOptions{Location: loc, Compression: e.cfg.Dataset.Compression,
-			WatermarkLag: e.cfg.Realtime.MaxOutOfOrder.D()},
+			RowGroupBytes: e.cfg.Dataset.RowGroupBytes, WatermarkLag: e.cfg.Realtime.MaxOutOfOrder.D()},
 		Parse:           parse.Options{Location: time.UTC, MaxLineBytes: e.cfg.Topics.MaxLineSize},
 		RollRecords:     int64(e.cfg.Dataset.RollRecords),
 		RollBytes:       e.cfg.Dataset.RollBytes,
