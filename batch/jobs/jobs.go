@@ -119,6 +119,17 @@ func (j *reportsJob) Granularity() scheduler.Granularity { return scheduler.Dail
 // Run computes the nightly report set for iv and replaces its rows.
 func (j *reportsJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
 	if j.d.Compute == ComputeClickHouse {
+		// The reports read the event tables: every hour of iv must have
+		// been loaded, or the day would be computed from a partial load
+		// (the scheduler runs load-events hourly and may still be
+		// retrying one). A failed run is retried with backoff.
+		done, err := chload.NewHistory(j.d.Loader.DB()).Succeeded(ctx, LoadEvents, iv.Start, iv.End)
+		if err != nil {
+			return scheduler.Result{}, fmt.Errorf("reports (clickhouse): %w", err)
+		}
+		if !scheduler.Covered(iv, done) {
+			return scheduler.Result{}, fmt.Errorf("reports (clickhouse): %s has not succeeded for all of %s; the reports are computed from the loaded events", LoadEvents, iv)
+		}
 		st, err := j.d.Loader.ComputeReports(ctx, iv.Start, iv.End)
 		if err != nil {
 			return scheduler.Result{RowsRead: st.RowsRead}, fmt.Errorf("reports (clickhouse): %w", err)

@@ -215,3 +215,33 @@ func TestSplitTakesOverDeadWorker(t *testing.T) {
 		t.Error("history lacks units")
 	}
 }
+
+// TestPushDownNeedsLoadedEvents: in ClickHouse mode the reports job refuses
+// a day whose events were not all loaded, and runs once they are.
+func TestPushDownNeedsLoadedEvents(t *testing.T) {
+	e := setup(t, localFS(t), 3000)
+	e.deps.Compute = ComputeClickHouse
+	all := New(e.deps)
+	ex, err := scheduler.NewExecutor(scheduler.ExecOptions{History: e.hist})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	day, err := scheduler.Day("2026-05-01", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ex.Execute(ctx, all[Reports], day); err == nil {
+		t.Fatal("reports ran before load-events")
+	}
+	if _, err := ex.Execute(ctx, all[LoadEvents], day); err != nil {
+		t.Fatal(err)
+	}
+	run, err := ex.Execute(ctx, all[Reports], day)
+	if err != nil || run.RowsWritten == 0 || int(run.RowsRead) != e.count(t, "SELECT count() FROM events_auth WHERE toDate(timestamp) = '2026-05-01'")+
+		e.count(t, "SELECT count() FROM events_firewall WHERE toDate(timestamp) = '2026-05-01'")+
+		e.count(t, "SELECT count() FROM events_ids WHERE toDate(timestamp) = '2026-05-01'")+
+		e.count(t, "SELECT count() FROM events_web WHERE toDate(timestamp) = '2026-05-01'") {
+		t.Fatalf("push-down run %+v, %v", run, err)
+	}
+}
