@@ -84,32 +84,45 @@ func (l *Log) view(ctx context.Context) (View, error) {
 	}
 	var v View
 	if last.Checkpoint == 0 {
-		// No checkpoint: every entry, as before compaction existed.
+		// The newest entry names no checkpoint: a log from before
+		// compaction existed, read whole as then. A writer of that age
+		// may also have appended to a compacted log; then the newest
+		// checkpoint among the entries still applies.
 		all, err := l.all(ctx)
 		if err != nil {
 			return View{}, err
 		}
-		v.Live = all
-		if len(all) > 0 {
-			v.Start = all[0].Start
+		cpAt := -1
+		for i, e := range all {
+			if e.Kind == KindCheckpoint {
+				cpAt = i
+			}
 		}
-		return v, nil
-	}
-	v.Checkpoint = last.Checkpoint
-	for _, s := range seqs {
-		if s < v.Checkpoint {
-			v.Leftover++
+		if cpAt < 0 {
+			v.Live = all
+			if len(all) > 0 {
+				v.Start = all[0].Start
+			}
+			return v, nil
 		}
-	}
-	// Dense from the checkpoint to the newest: read by number.
-	for s := v.Checkpoint; s < last.Seq; s++ {
-		e, err := l.read(ctx, s)
-		if err != nil {
-			return View{}, err
+		v.Checkpoint, v.Leftover, v.Live = all[cpAt].Seq, cpAt, all[cpAt:]
+	} else {
+		v.Checkpoint = last.Checkpoint
+		for _, s := range seqs {
+			if s < v.Checkpoint {
+				v.Leftover++
+			}
 		}
-		v.Live = append(v.Live, e)
+		// Dense from the checkpoint to the newest: read by number.
+		for s := v.Checkpoint; s < last.Seq; s++ {
+			e, err := l.read(ctx, s)
+			if err != nil {
+				return View{}, err
+			}
+			v.Live = append(v.Live, e)
+		}
+		v.Live = append(v.Live, last)
 	}
-	v.Live = append(v.Live, last)
 	cp := v.Live[0]
 	if cp.Kind != KindCheckpoint || cp.Folded == nil {
 		return View{}, fmt.Errorf("consumer: %s/%d: entry %d names checkpoint %d, which is a %q entry", l.topic, l.partition, last.Seq, cp.Seq, cp.Kind)

@@ -139,6 +139,34 @@ func TestCompactionOfLegacyLog(t *testing.T) {
 		if p := after.Partitions[0]; p.Checkpoint == 0 || onStorage(ctx, t, fsys) > 3 {
 			t.Fatalf("not compacted: checkpoint %d, %d entries on storage", p.Checkpoint, onStorage(ctx, t, fsys))
 		}
+
+		// A consumer built before checkpoints appends to the compacted
+		// log: its claim and commit name no checkpoint (its Log never
+		// learns one). Readers still start from the checkpoint.
+		oldLog := NewLog(fsys, "auth", 0)
+		last, _, err := oldLog.Last(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oldClaim := Entry{Seq: last.Seq + 1, Start: last.Next, Next: last.Next, Epoch: "epoch-oldbinary"}
+		if err := oldLog.Publish(ctx, oldClaim); err != nil {
+			t.Fatal(err)
+		}
+		ow := NewPartitionWriter(fsys, oldLog, oldClaim, WriterOptions{})
+		for o := int64(110); o < 120; o++ {
+			ow.Add(authRecord(o, base), o, 10)
+		}
+		if _, _, err := ow.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if e, _, _ := oldLog.Last(ctx); e.Checkpoint != 0 {
+			t.Fatalf("the old-style entry names checkpoint %d", e.Checkpoint)
+		}
+		mustVerify(t, fsys, 120)
+		if err := writeCompacting(ctx, fsys, nil, 125, 5, 1); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 125)
 	})
 }
 
