@@ -1,8 +1,9 @@
 // Package merge serves the shared metrics (schemas/metrics) as one gapless
 // series that joins the two layers of the Lambda architecture: batch rows
 // (report_metrics, written by the nightly reports job) wherever the batch
-// has run, real-time rows (rt_metric_minutes, written by the speed layer
-// through Writer) everywhere after.
+// has run, real-time rows (rt_metric_minutes, written through Writer by
+// the speed layer's per-minute aggregator, realtime/minutes) everywhere
+// after.
 //
 // # Batch watermark
 //
