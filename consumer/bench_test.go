@@ -260,3 +260,56 @@ func (m *measure) report(perOp int) {
 		m.b.ReportMetric(float64(m.peakRSS)/(1<<20), "peak-rss-MiB")
 	}
 }
+
+// BenchmarkEncodeAuthParquet isolates the Parquet step: the benchmark's
+// records, parsed once, go through PartitionWriter.Add and Commit into the
+// local backend, so only the Arrow building, the encoder and the commit
+// are timed, not parsing or Kafka.
+func BenchmarkEncodeAuthParquet(b *testing.B) {
+	p, err := parse.New("sshd", parse.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const n = benchRecords / benchPartitions
+	recs := make([]schemas.Record, n)
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for i := range recs {
+		r, err := p.Parse([]byte(sshdLine(i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := r.Common()
+		c.KafkaTopic, c.KafkaPartition, c.KafkaOffset, c.KafkaTimestamp, c.IngestTime = "auth", 0, int64(i), at, at
+		recs[i] = r
+	}
+	ctx := context.Background()
+	fsys, err := storage.Open(ctx, "file://"+b.TempDir(), storage.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fsys.Close()
+	l := NewLog(fsys, "auth", 0)
+	claim, err := l.Claim(ctx, newEpoch())
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewPartitionWriter(fsys, l, claim, WriterOptions{})
+	var bytes int64
+	m := startMeasure(b)
+	for i := 0; i < b.N; i++ {
+		next := w.Next()
+		for j, r := range recs {
+			r.Common().KafkaOffset = next + int64(j)
+			if err := w.Add(r, next+int64(j), 120); err != nil {
+				b.Fatal(err)
+			}
+		}
+		e, ok, err := w.Commit(ctx)
+		if err != nil || !ok {
+			b.Fatalf("commit: %v %v", ok, err)
+		}
+		bytes = e.Files[0].Bytes
+	}
+	m.report(n)
+	b.ReportMetric(float64(bytes)/n, "file-bytes/record")
+}

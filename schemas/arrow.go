@@ -22,6 +22,12 @@ type BatchBuilder struct {
 	fixed   int64
 	strs    []*Field
 	byteses []*Field
+	// The previous batch's rows and string bytes per column: the next
+	// batch reserves as much up front instead of growing its buffers by
+	// doubling (a copy and a zeroing each time).
+	bins     []*array.BinaryBuilder
+	hintRows int
+	hintData []int
 }
 
 // NewBatchBuilder returns a builder for ds. mem may be nil for the Go
@@ -39,10 +45,12 @@ func NewBatchBuilder(ds *Dataset, mem memory.Allocator) *BatchBuilder {
 		case KindString:
 			b.strs = append(b.strs, f)
 			fb := b.rb.Field(i).(*array.StringBuilder)
+			b.bins = append(b.bins, fb.BinaryBuilder)
 			b.app[i] = func(r Record) { fb.Append(*(*string)(fieldPtr(r, f))) }
 		case KindBytes:
 			b.byteses = append(b.byteses, f)
 			fb := b.rb.Field(i).(*array.BinaryBuilder)
+			b.bins = append(b.bins, fb)
 			b.app[i] = func(r Record) { fb.Append(*(*[]byte)(fieldPtr(r, f))) }
 		case KindInt64:
 			fb := b.rb.Field(i).(*array.Int64Builder)
@@ -79,6 +87,12 @@ func (b *BatchBuilder) Dataset() *Dataset { return b.ds }
 func (b *BatchBuilder) Append(r Record) error {
 	if r == nil || r.datasetIndex() != b.ds.index {
 		return fmt.Errorf("schemas: append %T to %s batch", r, b.ds.name)
+	}
+	if b.n == 0 && b.hintRows > 0 {
+		b.rb.Reserve(b.hintRows)
+		for i, fb := range b.bins {
+			fb.ReserveData(b.hintData[i])
+		}
 	}
 	for _, fn := range b.app {
 		fn(r)
@@ -122,6 +136,11 @@ func (b *BatchBuilder) Len() int { return b.n }
 // NewRecordBatch returns the appended records as an Arrow record and resets
 // the builder. The caller must Release the record.
 func (b *BatchBuilder) NewRecordBatch() arrow.Record {
+	b.hintRows = b.n
+	b.hintData = b.hintData[:0]
+	for _, fb := range b.bins {
+		b.hintData = append(b.hintData, fb.DataLen())
+	}
 	b.n = 0
 	return b.rb.NewRecord()
 }
