@@ -46,8 +46,8 @@ const DefaultRowGroupBytes = 128 << 20
 // in flight stays a few MB per group whatever the commit size, large
 // enough that the per-call cost of the Parquet writer is amortised.
 const (
-	chunkRows  = 16 << 10
-	chunkBytes = 4 << 20
+	chunkRows  = 32 << 10
+	chunkBytes = 8 << 20
 )
 
 func (o WriterOptions) withDefaults() WriterOptions {
@@ -132,6 +132,10 @@ type PartitionWriter struct {
 	// share dataset and hour, so most Adds skip the map.
 	lastKey   groupKey
 	lastGroup *group
+	// spare are the builders of the groups of earlier commits, empty, by
+	// dataset: a builder sizes each batch by the previous one, so reusing
+	// it spares every commit's first chunk the growth from nothing.
+	spare map[string][]*schemas.BatchBuilder
 	// sealed is set once a commit has finished its files; records added
 	// after it would be missing from a retried commit's files, so Add
 	// refuses until the commit succeeds or the writer is aborted.
@@ -179,11 +183,11 @@ func (w *PartitionWriter) Add(r schemas.Record, offset int64, size int) error {
 	if g == nil || k != w.lastKey {
 		g = w.groups[k]
 		if g == nil {
-			ds, ok := schemas.Lookup(k.dataset)
-			if !ok {
-				return fmt.Errorf("consumer: unknown dataset %q", k.dataset)
+			b, err := w.builder(k.dataset)
+			if err != nil {
+				return err
 			}
-			g = &group{b: schemas.NewBatchBuilder(ds, w.opts.Allocator), first: offset, newRowGroup: true}
+			g = &group{b: b, first: offset, newRowGroup: true}
 			w.groups[k] = g
 		}
 		w.lastKey, w.lastGroup = k, g
@@ -206,6 +210,20 @@ func (w *PartitionWriter) Add(r schemas.Record, offset int64, size int) error {
 		}
 	}
 	return nil
+}
+
+// builder returns an empty batch builder for dataset, a spare one when
+// there is.
+func (w *PartitionWriter) builder(dataset string) (*schemas.BatchBuilder, error) {
+	if bs := w.spare[dataset]; len(bs) > 0 {
+		w.spare[dataset] = bs[:len(bs)-1]
+		return bs[len(bs)-1], nil
+	}
+	ds, ok := schemas.Lookup(dataset)
+	if !ok {
+		return nil, fmt.Errorf("consumer: unknown dataset %q", dataset)
+	}
+	return schemas.NewBatchBuilder(ds, w.opts.Allocator), nil
 }
 
 // append adds r to g, closing the row group first when r would take it
@@ -356,11 +374,15 @@ func (w *PartitionWriter) Abort(ctx context.Context) error {
 }
 
 func (w *PartitionWriter) reset() {
-	for _, g := range w.groups {
+	for k, g := range w.groups {
 		if g.enc != nil {
 			g.enc.abort()
 		}
-		g.b.Release()
+		g.b.Release() // drops rows never handed over (an abort); keeps the sizes
+		if w.spare == nil {
+			w.spare = map[string][]*schemas.BatchBuilder{}
+		}
+		w.spare[k.dataset] = append(w.spare[k.dataset], g.b)
 	}
 	w.groups = map[groupKey]*group{}
 	w.lastKey, w.lastGroup = groupKey{}, nil

@@ -1,7 +1,9 @@
 package schemas
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -12,22 +14,77 @@ import (
 
 // BatchBuilder accumulates records of one dataset into an Arrow record
 // batch with the dataset's ArrowSchema. It is not safe for concurrent use.
+//
+// It writes each column's Arrow buffers directly (values, offsets and, for
+// times, the validity bitmap) rather than through Arrow's per-type
+// builders, whose per-value bookkeeping (capacity checks, a validity bit
+// per value, a growth step per doubling) was most of the consumer's cost
+// of appending a record. Each batch reserves the previous batch's sizes up
+// front, so a steady stream of equal batches never grows a buffer.
 type BatchBuilder struct {
-	ds  *Dataset
-	rb  *array.RecordBuilder
-	n   int
-	app []func(Record)
+	ds   *Dataset
+	mem  memory.Allocator
+	n    int
+	cols []column
 	// RowSize: the fixed-width bytes of a row and the variable-length
 	// fields (strings, bytes) whose lengths it adds.
 	fixed   int64
 	strs    []*Field
 	byteses []*Field
-	// The previous batch's rows and string bytes per column: the next
-	// batch reserves as much up front instead of growing its buffers by
-	// doubling (a copy and a zeroing each time).
-	bins     []*array.BinaryBuilder
-	hintRows int
-	hintData []int
+	// started: the current batch's buffers exist (made at its first
+	// Append, sized by the previous batch).
+	started bool
+}
+
+// column is the buffers of one column of the batch being built.
+type column struct {
+	f *Field
+	// vals: fixed-width values, or a string column's 32-bit offsets.
+	vals colBuf
+	// data: a string column's bytes.
+	data colBuf
+	// valid: a time column's validity bitmap (zero time is null).
+	valid colBuf
+	nulls int
+	width int // bytes per entry of vals
+}
+
+// colBuf is an append-only buffer from the builder's allocator.
+type colBuf struct {
+	buf *memory.Buffer
+	b   []byte // buf.Buf(): the whole capacity
+	n   int    // bytes used
+	// hint is the size the previous batch reached.
+	hint int
+}
+
+func (c *colBuf) start(mem memory.Allocator) {
+	c.buf = memory.NewResizableBuffer(mem)
+	c.buf.Reserve(max(c.hint, 64))
+	c.b, c.n = c.buf.Buf(), 0
+}
+
+// grow makes room for extra more bytes.
+func (c *colBuf) grow(extra int) {
+	if c.n+extra > len(c.b) {
+		c.buf.Reserve(max(2*len(c.b), c.n+extra))
+		c.b = c.buf.Buf()
+	}
+}
+
+// take hands the buffer, sized to what was written, to the caller.
+func (c *colBuf) take() *memory.Buffer {
+	c.buf.ResizeNoShrink(c.n)
+	out := c.buf
+	c.hint, c.buf, c.b, c.n = c.n, nil, nil, 0
+	return out
+}
+
+func (c *colBuf) release() {
+	if c.buf != nil {
+		c.buf.Release()
+		c.buf, c.b, c.n = nil, nil, 0
+	}
 }
 
 // NewBatchBuilder returns a builder for ds. mem may be nil for the Go
@@ -36,44 +93,25 @@ func NewBatchBuilder(ds *Dataset, mem memory.Allocator) *BatchBuilder {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	b := &BatchBuilder{ds: ds, rb: array.NewRecordBuilder(mem, ds.schema)}
-	b.app = make([]func(Record), len(ds.fields))
+	b := &BatchBuilder{ds: ds, mem: mem, cols: make([]column, len(ds.fields))}
 	for i := range ds.fields {
 		f := &ds.fields[i]
 		b.fixed += plainWidth(f.Kind)
+		c := &b.cols[i]
+		c.f = f
 		switch f.Kind {
 		case KindString:
 			b.strs = append(b.strs, f)
-			fb := b.rb.Field(i).(*array.StringBuilder)
-			b.bins = append(b.bins, fb.BinaryBuilder)
-			b.app[i] = func(r Record) { fb.Append(*(*string)(fieldPtr(r, f))) }
+			c.width = 4
 		case KindBytes:
 			b.byteses = append(b.byteses, f)
-			fb := b.rb.Field(i).(*array.BinaryBuilder)
-			b.bins = append(b.bins, fb)
-			b.app[i] = func(r Record) { fb.Append(*(*[]byte)(fieldPtr(r, f))) }
-		case KindInt64:
-			fb := b.rb.Field(i).(*array.Int64Builder)
-			b.app[i] = func(r Record) { fb.Append(*(*int64)(fieldPtr(r, f))) }
+			c.width = 4
+		case KindInt64, KindFloat64, KindTime:
+			c.width = 8
 		case KindInt32:
-			fb := b.rb.Field(i).(*array.Int32Builder)
-			b.app[i] = func(r Record) { fb.Append(*(*int32)(fieldPtr(r, f))) }
+			c.width = 4
 		case KindUint16:
-			fb := b.rb.Field(i).(*array.Uint16Builder)
-			b.app[i] = func(r Record) { fb.Append(*(*uint16)(fieldPtr(r, f))) }
-		case KindFloat64:
-			fb := b.rb.Field(i).(*array.Float64Builder)
-			b.app[i] = func(r Record) { fb.Append(*(*float64)(fieldPtr(r, f))) }
-		case KindTime:
-			fb := b.rb.Field(i).(*array.TimestampBuilder)
-			b.app[i] = func(r Record) {
-				t := *(*time.Time)(fieldPtr(r, f))
-				if t.IsZero() {
-					fb.AppendNull() // zero time (e.g. lineage not filled yet) is null
-					return
-				}
-				fb.Append(arrow.Timestamp(t.UnixMicro()))
-			}
+			c.width = 2
 		}
 	}
 	return b
@@ -82,23 +120,21 @@ func NewBatchBuilder(ds *Dataset, mem memory.Allocator) *BatchBuilder {
 // Dataset is the dataset the builder accepts.
 func (b *BatchBuilder) Dataset() *Dataset { return b.ds }
 
-// Append adds one record. It returns an error, and adds nothing, when r
-// belongs to another dataset.
-func (b *BatchBuilder) Append(r Record) error {
-	if r == nil || r.datasetIndex() != b.ds.index {
-		return fmt.Errorf("schemas: append %T to %s batch", r, b.ds.name)
-	}
-	if b.n == 0 && b.hintRows > 0 {
-		b.rb.Reserve(b.hintRows)
-		for i, fb := range b.bins {
-			fb.ReserveData(b.hintData[i])
+func (b *BatchBuilder) start() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.vals.start(b.mem)
+		c.nulls = 0
+		switch c.f.Kind {
+		case KindString, KindBytes:
+			c.data.start(b.mem)
+			c.vals.b[0], c.vals.b[1], c.vals.b[2], c.vals.b[3] = 0, 0, 0, 0 // first offset
+			c.vals.n = 4
+		case KindTime:
+			c.valid.start(b.mem)
 		}
 	}
-	for _, fn := range b.app {
-		fn(r)
-	}
-	b.n++
-	return nil
+	b.started = true
 }
 
 // plainWidth is what one value of kind k takes PLAIN-encoded in Parquet,
@@ -130,23 +166,134 @@ func (b *BatchBuilder) RowSize(r Record) int64 {
 	return n
 }
 
+// Append adds one record. It returns an error, and adds nothing, when r
+// belongs to another dataset or its strings would take a column past the
+// 2 GiB a batch's 32-bit offsets can address.
+func (b *BatchBuilder) Append(r Record) error {
+	if r == nil || r.datasetIndex() != b.ds.index {
+		return fmt.Errorf("schemas: append %T to %s batch", r, b.ds.name)
+	}
+	if !b.started {
+		b.start()
+	}
+	for i := range b.cols {
+		c := &b.cols[i]
+		var l int
+		switch c.f.Kind {
+		case KindString:
+			l = len(*(*string)(fieldPtr(r, c.f)))
+		case KindBytes:
+			l = len(*(*[]byte)(fieldPtr(r, c.f)))
+		default:
+			continue
+		}
+		if c.data.n+l > math.MaxInt32 {
+			return fmt.Errorf("schemas: %s batch: column %s over 2 GiB", b.ds.name, c.f.Name)
+		}
+	}
+	row := b.n
+	for i := range b.cols {
+		c := &b.cols[i]
+		p := fieldPtr(r, c.f)
+		c.vals.grow(c.width)
+		v := c.vals.b[c.vals.n:]
+		c.vals.n += c.width
+		switch c.f.Kind {
+		case KindString:
+			s := *(*string)(p)
+			c.data.grow(len(s))
+			c.data.n += copy(c.data.b[c.data.n:], s)
+			binary.LittleEndian.PutUint32(v, uint32(c.data.n))
+		case KindBytes:
+			s := *(*[]byte)(p)
+			c.data.grow(len(s))
+			c.data.n += copy(c.data.b[c.data.n:], s)
+			binary.LittleEndian.PutUint32(v, uint32(c.data.n))
+		case KindInt64:
+			binary.LittleEndian.PutUint64(v, uint64(*(*int64)(p)))
+		case KindInt32:
+			binary.LittleEndian.PutUint32(v, uint32(*(*int32)(p)))
+		case KindUint16:
+			binary.LittleEndian.PutUint16(v, *(*uint16)(p))
+		case KindFloat64:
+			binary.LittleEndian.PutUint64(v, math.Float64bits(*(*float64)(p)))
+		case KindTime:
+			if row&7 == 0 {
+				c.valid.grow(1)
+				c.valid.b[c.valid.n] = 0
+				c.valid.n++
+			}
+			t := (*time.Time)(p)
+			if t.IsZero() {
+				// Zero time (e.g. lineage not filled yet) is null.
+				binary.LittleEndian.PutUint64(v, 0)
+				c.nulls++
+				continue
+			}
+			binary.LittleEndian.PutUint64(v, uint64(t.UnixMicro()))
+			c.valid.b[row>>3] |= 1 << (row & 7)
+		}
+	}
+	b.n++
+	return nil
+}
+
 // Len is the number of records appended since the last NewRecordBatch.
 func (b *BatchBuilder) Len() int { return b.n }
 
 // NewRecordBatch returns the appended records as an Arrow record and resets
 // the builder. The caller must Release the record.
 func (b *BatchBuilder) NewRecordBatch() arrow.Record {
-	b.hintRows = b.n
-	b.hintData = b.hintData[:0]
-	for _, fb := range b.bins {
-		b.hintData = append(b.hintData, fb.DataLen())
+	if !b.started {
+		b.start()
 	}
-	b.n = 0
-	return b.rb.NewRecord()
+	n := b.n
+	arrs := make([]arrow.Array, len(b.cols))
+	for i := range b.cols {
+		c := &b.cols[i]
+		var bufs []*memory.Buffer
+		nulls := 0
+		switch c.f.Kind {
+		case KindString, KindBytes:
+			bufs = []*memory.Buffer{nil, c.vals.take(), c.data.take()}
+		case KindTime:
+			valid := c.valid.take()
+			if c.nulls == 0 {
+				valid.Release()
+				valid = nil
+			}
+			nulls = c.nulls
+			bufs = []*memory.Buffer{valid, c.vals.take()}
+		default:
+			bufs = []*memory.Buffer{nil, c.vals.take()}
+		}
+		d := array.NewData(c.f.Arrow, n, bufs, nil, nulls, 0)
+		arrs[i] = array.MakeFromData(d)
+		d.Release()
+		for _, buf := range bufs {
+			if buf != nil {
+				buf.Release() // the array data holds its own reference
+			}
+		}
+	}
+	rec := array.NewRecord(b.ds.schema, arrs, int64(n))
+	for _, a := range arrs {
+		a.Release()
+	}
+	b.n, b.started = 0, false
+	return rec
 }
 
 // Release frees the builder's buffers.
-func (b *BatchBuilder) Release() { b.rb.Release() }
+func (b *BatchBuilder) Release() {
+	for i := range b.cols {
+		c := &b.cols[i]
+		c.vals.release()
+		c.data.release()
+		c.valid.release()
+	}
+	b.n, b.started = 0, false
+}
 
 // ReadRows decodes every row of rec into a fresh record of ds and calls fn
 // with it. Columns are matched by name, so files written by an older or
