@@ -58,6 +58,9 @@ type options struct {
 	// HDFS puts the dataset on `lambdalog hdfs` (and injects HDFS errors);
 	// otherwise on a local directory.
 	HDFS bool
+	// SessionTimeout is the consumers' and speed layer instances' group
+	// session timeout (both default to 10s in the configuration).
+	SessionTimeout time.Duration
 	// RecoveryBound is the longest a fault may take to recover from.
 	RecoveryBound time.Duration
 	// BoundsMiB is the peak resident memory allowed per role.
@@ -74,15 +77,16 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Duration:      10 * time.Minute,
-		Rate:          2000,
-		Seed:          1,
-		Start:         time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
-		AttackEvery:   20 * time.Second,
-		Partitions:    4,
-		Realtime:      2,
-		HDFS:          true,
-		RecoveryBound: 60 * time.Second,
+		Duration:       10 * time.Minute,
+		Rate:           2000,
+		Seed:           1,
+		Start:          time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
+		AttackEvery:    20 * time.Second,
+		Partitions:     4,
+		Realtime:       2,
+		HDFS:           true,
+		RecoveryBound:  60 * time.Second,
+		SessionTimeout: 10 * time.Second,
 		BoundsMiB: map[string]int64{
 			"broker": 1536, "hdfs": 512, "consume": 512, "realtime": 512, "serve": 256,
 			"gen": 256, "batch": 512, "clickhouse": 2048,
@@ -108,6 +112,7 @@ func main() {
 	fs.IntVar(&o.Realtime, "realtime-instances", o.Realtime, "speed layer instances sharing one group (>= 1)")
 	fs.BoolVar(&o.StrictCrossPartition, "strict-cross-partition", false, "with several speed layer instances, fail (not just report) missing alerts of rules keyed across partitions")
 	fs.BoolVar(&o.HDFS, "hdfs", o.HDFS, "dataset on `lambdalog hdfs` with injected HDFS errors (false: a local directory)")
+	fs.DurationVar(&o.SessionTimeout, "session-timeout", o.SessionTimeout, "group session timeout of the consumers and speed layer instances (6s reproduces the lost-partition exit in docs/reliability.md)")
 	fs.DurationVar(&o.RecoveryBound, "recovery-bound", o.RecoveryBound, "longest a fault may take to recover from")
 	fs.Float64Var(&o.GoroutineGrowth, "goroutine-growth", o.GoroutineGrowth, "allowed relative goroutine growth, start to end")
 	fs.Float64Var(&o.GoroutineSlack, "goroutine-slack", o.GoroutineSlack, "allowed absolute goroutine growth on top of --goroutine-growth")

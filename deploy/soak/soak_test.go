@@ -27,7 +27,20 @@ func TestShortSoak(t *testing.T) {
 	}
 	o := defaultOptions()
 	o.Duration = 60 * time.Second
-	o.WorkDir = t.TempDir()
+	// Not t.TempDir: the logs (with goroutine dumps of a stuck service)
+	// must outlive a failing test.
+	dir, err := os.MkdirTemp("", "lambdalog-soak-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	o.WorkDir = dir
 	// Default: build ./cmd/lambdalog from this tree into the work dir.
 	o.Bin = os.Getenv("SOAK_LAMBDALOG_BIN")
 	out := &logWriter{}
