@@ -120,8 +120,11 @@ type partInfo struct {
 type row struct {
 	value        int64
 	mod, written uint32
-	queued       bool // in the dirty list
-	present      bool // the minute had a matching event (distinct rows)
+	// firsts counts the values whose first minute in the window is this
+	// one (distinct rows).
+	firsts  int32
+	queued  bool // in the dirty list
+	present bool // the minute had a matching event (distinct rows)
 }
 
 type cellKey struct {
@@ -147,14 +150,51 @@ type winKey struct {
 // distinctWin is one (metric, key, window) of a Distinct metric: the
 // first minute of every value; row j is minute j of the window.
 type distinctWin struct {
-	k     winKey
-	part  *partInfo
-	first map[string]int32
-	// firsts[j] is how many values first appeared in minute j.
-	firsts []int32
+	k    winKey
+	part *partInfo
+	// vals holds each distinct value and its first minute; first indexes
+	// them once there are more than smallWin (most keys have a few, and
+	// a map per window would cost more than the scan).
+	vals   []distinctVal
+	first  map[string]int32
 	rows   []row
 	queued int // rows in the dirty list
 	dead   bool
+}
+
+type distinctVal struct {
+	v     string
+	first int32
+}
+
+const smallWin = 8
+
+// lookup returns the index of v in w.vals, or -1.
+func (w *distinctWin) lookup(v string) int {
+	if w.first != nil {
+		if i, ok := w.first[v]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	for i := range w.vals {
+		if w.vals[i].v == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func (w *distinctWin) insert(v string, first int32) {
+	w.vals = append(w.vals, distinctVal{v, first})
+	if w.first != nil {
+		w.first[v] = int32(len(w.vals) - 1)
+	} else if len(w.vals) > smallWin {
+		w.first = make(map[string]int32, 2*len(w.vals))
+		for i := range w.vals {
+			w.first[w.vals[i].v] = int32(i)
+		}
+	}
 }
 
 // ref is an entry of the dirty list.
@@ -191,6 +231,10 @@ type Aggregator struct {
 	// flushMu serializes writes, so a row's versions reach the table in
 	// the order its values were computed.
 	flushMu sync.Mutex
+
+	// byDataset lists the metrics of each dataset, so a record is
+	// matched only against its own dataset's metrics.
+	byDataset map[string][]int
 
 	mu      sync.Mutex
 	parts   map[tp]*partInfo
@@ -244,8 +288,9 @@ func New(o Options) (*Aggregator, error) {
 	}
 	a := &Aggregator{o: o, log: o.Logger, late: int64(o.AllowedLateness), window: time.Minute,
 		parts: map[tp]*partInfo{}, cells: map[cellKey]*cell{}, wins: map[winKey]*distinctWin{},
-		closed: math.MinInt64}
-	for _, m := range o.Metrics {
+		closed: math.MinInt64, byDataset: map[string][]int{}}
+	for i, m := range o.Metrics {
+		a.byDataset[m.Dataset] = append(a.byDataset[m.Dataset], i)
 		if m.Window < time.Minute || m.Window%time.Minute != 0 {
 			return nil, fmt.Errorf("realtime/minutes: metric %s: window %s is not a whole number of minutes", m.Name, m.Window)
 		}
@@ -358,7 +403,7 @@ func (a *Aggregator) dropCell(c *cell) {
 func (a *Aggregator) dropWin(w *distinctWin) {
 	delete(a.wins, w.k)
 	w.dead = true
-	a.entries -= len(w.first)
+	a.entries -= len(w.vals)
 }
 
 // Add evaluates every metric on rec, read from topic/partition.
@@ -368,9 +413,22 @@ func (a *Aggregator) Add(topic string, partition int32, rec schemas.Record) {
 	a.add(topic, partition, rec)
 }
 
+// AddBatch adds n records under one lock: at(i) returns the i-th record
+// and where it was read (a nil record is skipped).
+func (a *Aggregator) AddBatch(n int, at func(i int) (topic string, partition int32, rec schemas.Record)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := range n {
+		if t, p, rec := at(i); rec != nil {
+			a.add(t, p, rec)
+		}
+	}
+}
+
 func (a *Aggregator) add(topic string, partition int32, rec schemas.Record) {
 	var p *partInfo
-	for i, m := range a.o.Metrics {
+	for _, i := range a.byDataset[rec.Dataset()] {
+		m := a.o.Metrics[i]
 		if !m.Match(rec) {
 			continue
 		}
@@ -437,30 +495,30 @@ func (a *Aggregator) addDistinct(mi uint16, m *metrics.Metric, p *partInfo, t, m
 			return
 		}
 		n := int(win / 60)
-		w = &distinctWin{k: wk, part: p, first: map[string]int32{}, firsts: make([]int32, n), rows: make([]row, n)}
+		w = &distinctWin{k: wk, part: p, rows: make([]row, n)}
 		a.wins[wk] = w
 	} else if w.part != p {
 		a.st.CrossPartition++
 	}
 	j := int32((minute - start) / 60)
 	v := m.Value(rec)
-	f, seen := w.first[v]
+	vi := w.lookup(v)
 	switch {
-	case !seen:
+	case vi < 0:
 		if a.entries >= a.o.MaxEntries {
 			a.st.Overflow++
 			return
 		}
-		w.first[v] = j
-		w.firsts[j]++
+		w.insert(v, j)
+		w.rows[j].firsts++
 		a.entries++
 		a.distinctChanged(w, j)
-	case j < f:
+	case j < w.vals[vi].first:
 		// An out-of-order event moves the value's first minute earlier:
 		// the minutes in between now count it.
-		w.first[v] = j
-		w.firsts[f]--
-		w.firsts[j]++
+		w.rows[w.vals[vi].first].firsts--
+		w.vals[vi].first = j
+		w.rows[j].firsts++
 		a.distinctChanged(w, j)
 	}
 	if r := &w.rows[j]; !r.present {
@@ -475,7 +533,7 @@ func (a *Aggregator) addDistinct(mi uint16, m *metrics.Metric, p *partInfo, t, m
 func (a *Aggregator) running(w *distinctWin, j int32) int64 {
 	var n int64
 	for i := int32(0); i <= j; i++ {
-		n += int64(w.firsts[i])
+		n += int64(w.rows[i].firsts)
 	}
 	return n
 }
@@ -484,7 +542,7 @@ func (a *Aggregator) running(w *distinctWin, j int32) int64 {
 func (a *Aggregator) distinctChanged(w *distinctWin, j int32) {
 	n := a.running(w, j-1)
 	for i := j; i < int32(len(w.rows)); i++ {
-		n += int64(w.firsts[i])
+		n += int64(w.rows[i].firsts)
 		r := &w.rows[i]
 		if r.present && r.value != n {
 			r.value = n

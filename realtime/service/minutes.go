@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lambdalog/lambdalog/realtime"
+	"github.com/lambdalog/lambdalog/schemas"
 )
 
 // checkMinutes refuses a per-minute aggregator whose lateness differs from
@@ -40,4 +41,31 @@ func (s *Service) runMinutes(ctx context.Context) (stop func()) {
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// minutesParallel is the poll size from which the aggregator runs beside
+// the engine instead of after it: the loop is sequential, and the two
+// read the same parsed records without writing them.
+const minutesParallel = 256
+
+// addMinutes feeds a parsed poll to the per-minute aggregator, on its own
+// goroutine for a large poll; wait returns once it is done. The caller
+// must not reuse b before wait returns.
+func (s *Service) addMinutes(b *batch) (wait func()) {
+	if s.o.Minutes == nil || len(b.parsed) == 0 {
+		return func() {}
+	}
+	add := func() {
+		s.o.Minutes.AddBatch(len(b.parsed), func(i int) (string, int32, schemas.Record) {
+			r := b.recs[i]
+			return r.Topic, r.Partition, b.parsed[i]
+		})
+	}
+	if len(b.parsed) < minutesParallel {
+		add()
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); add() }()
+	return func() { <-done }
 }

@@ -506,6 +506,9 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			j++
 		}
 		b.recs, b.parsed = b.recs[:j], b.parsed[:j]
+		// Unlike alerts, the aggregates need the replayed events: they
+		// rebuild the open minutes whole.
+		waitMinutes := s.addMinutes(&b)
 		now := time.Now()
 		for i, rec := range b.parsed {
 			if rec == nil {
@@ -513,13 +516,9 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			}
 			r := b.recs[i]
 			scratch, _ = eng.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, scratch[:0])
-			if s.o.Minutes != nil {
-				// Unlike alerts, the aggregates need the replayed events:
-				// they rebuild the open minutes whole.
-				s.o.Minutes.Add(r.Topic, r.Partition, rec)
-			}
 			n++
 		}
+		waitMinutes()
 		scratch = eng.Advance(now, scratch[:0])
 		if s.o.Minutes != nil {
 			s.o.Minutes.Advance(eng.Watermark())

@@ -575,6 +575,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		ev, fail, lateN int64
 		totEv, totFail  int64
 	)
+	waitMinutes := s.addMinutes(b)
 	// Records come grouped by partition, so counters are added per run
 	// of one topic rather than per event.
 	flush := func() {
@@ -597,9 +598,6 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			continue
 		}
 		ev++
-		if s.o.Minutes != nil {
-			s.o.Minutes.Add(r.Topic, r.Partition, rec)
-		}
 		var isLate bool
 		out, isLate = s.engine.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, out)
 		if isLate {
@@ -619,6 +617,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	flush()
 	s.events.Add(totEv)
 	s.parseFail.Add(totFail)
+	waitMinutes()
 	out = s.engine.Advance(now, out)
 	if s.o.Minutes != nil {
 		s.o.Minutes.Advance(s.engine.Watermark())
