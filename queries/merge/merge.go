@@ -98,10 +98,19 @@ type Writer struct {
 	// within a process even when the clock does not move.
 	last uint64
 	now  func() time.Time
+	// known are the shared metrics' names, looked up once: metrics.Lookup
+	// compiles every definition, too slow per row.
+	known map[string]bool
 }
 
 // NewWriter returns a Writer on db (migrated with Migrate).
-func NewWriter(db *chdb.DB) *Writer { return &Writer{db: db, now: time.Now} }
+func NewWriter(db *chdb.DB) *Writer {
+	known := map[string]bool{}
+	for _, m := range metrics.All() {
+		known[m.Name] = true
+	}
+	return &Writer{db: db, now: time.Now, known: known}
+}
 
 // Write stores aggs in one batch. Writing a (metric, key, minute) again
 // replaces its value: the newest write wins.
@@ -112,7 +121,7 @@ func (w *Writer) Write(ctx context.Context, aggs []MinuteAggregate) error {
 	rows := make([][]any, len(aggs))
 	version := w.version()
 	for i, a := range aggs {
-		if _, ok := metrics.Lookup(a.Metric); !ok {
+		if !w.known[a.Metric] {
 			return fmt.Errorf("merge: write: unknown metric %q", a.Metric)
 		}
 		if !a.Minute.Equal(a.Minute.Truncate(time.Minute)) || a.Minute.Unix() <= 0 {
