@@ -499,3 +499,40 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 		t.Fatalf("stats %+v, want 3 write errors", st)
 	}
 }
+
+// TestReassignKeepsOlderDirtyRows is a rebuild that keeps a partition (an
+// aborted transaction): rows before the new replay start keep their value
+// and are still written even though the write failed before; rows after
+// it are dropped and rebuilt from the replay, not added to.
+func TestReassignKeepsOlderDirtyRows(t *testing.T) {
+	tab := newTable()
+	tab.fail = 1
+	a, err := New(Options{Writer: tab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Assign("auth", 0, time.Time{})
+	fail := func(min int) schemas.Record {
+		return &schemas.Auth{Base: schemas.Common{Timestamp: base.Add(time.Duration(min)*time.Minute + time.Second)}, SourceIP: "s", Outcome: "failure"}
+	}
+	for _, m := range []int{0, 0, 1, 5, 5, 5} {
+		a.Add("auth", 0, fail(m))
+	}
+	if err := a.Flush(context.Background()); err == nil {
+		t.Fatal("the first write should fail")
+	}
+	// The rebuild: replay from minute 3 (the events of minute 5 again).
+	a.Assign("auth", 0, base.Add(3*time.Minute))
+	for _, m := range []int{0, 5, 5, 5} {
+		a.Add("auth", 0, fail(m)) // minute 0: before the replay start, suppressed
+	}
+	if err := a.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ssh := metrics.SSHFailedLoginsPerSourceHour
+	want := map[rowKey]int64{{ssh, "s", base}: 2, {ssh, "s", base.Add(time.Minute)}: 1, {ssh, "s", base.Add(5 * time.Minute)}: 3}
+	compare(t, tab.snapshot(), want)
+	if st := a.Stats(); st.Suppressed != 1 {
+		t.Fatalf("stats %+v, want the replayed minute-0 event suppressed", st)
+	}
+}
