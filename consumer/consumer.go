@@ -461,6 +461,13 @@ func (c *Consumer) commit(ctx context.Context, k tp, w *PartitionWriter) error {
 		c.log.Warn("commit failed, retrying", "topic", k.topic, "partition", k.partition, "attempt", attempt+1, "err", err)
 		time.Sleep(time.Duration(attempt+1) * 250 * time.Millisecond)
 	}
+	if err != nil && !errors.Is(err, ErrFenced) && ctx.Err() == nil && c.superseded(ctx, w) {
+		// A zombie's commit can fail before it reaches the publish that
+		// would say "fenced": the new owner's claim removes stale
+		// temporary files, so the zombie's file write fails first. That
+		// is a lost partition, not a broken consumer.
+		err = fmt.Errorf("%w (the commit failed first: %v)", ErrFenced, err)
+	}
 	if errors.Is(err, ErrFenced) {
 		c.fenced(ctx, k, w, err)
 		return err
@@ -515,6 +522,15 @@ func (c *Consumer) maybeCheckpoint(ctx context.Context, k tp, w *PartitionWriter
 	}
 	c.log.Debug("checkpoint", "topic", k.topic, "partition", k.partition, "seq", cp.Seq, "folded", cp.Folded.Entries)
 	return nil
+}
+
+// superseded reports whether another writer has published in w's
+// partition since w's last publish or claim (its claim or a later entry
+// took w's next sequence number). An unreadable log answers false: the
+// caller then reports its own error.
+func (c *Consumer) superseded(ctx context.Context, w *PartitionWriter) bool {
+	e, ok, err := w.log.Last(ctx)
+	return err == nil && ok && e.Seq > w.seq && e.Epoch != w.epoch
 }
 
 // fenced drops a partition another writer took over: its new owner resumes
