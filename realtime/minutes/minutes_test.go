@@ -364,9 +364,11 @@ func TestFailedWritesKeepRowsForTheNextAttempt(t *testing.T) {
 }
 
 // TestRestartFromReplay is a reassignment: the first owner processes and
-// writes the stream up to a committed point and dies without writing its
-// last changes; the new owner replays from the replay start (watermark
-// minus the horizon) with writes suppressed before it, then continues.
+// writes the stream up to a committed point, dies without writing its last
+// committed changes and after writing changes of input it never
+// committed; the new owner replays up to the committed point from the
+// replay start (watermark minus the horizon) with writes suppressed before
+// it, then continues with everything after the committed point.
 // The table equals a from-scratch computation over the whole stream:
 // nothing missing, nothing counted twice.
 func TestRestartFromReplay(t *testing.T) {
@@ -382,9 +384,16 @@ func TestRestartFromReplay(t *testing.T) {
 			if err := first.a.Flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			// Processed, not written: the crash loses these changes.
+			// Processed and committed, not written: the crash loses
+			// these changes.
 			first.feed(t, evs[cut:cut+50], 0, rng)
 			cut += 50
+			// Processed and written, not committed: the next owner reads
+			// these again after its replay, and must not count them twice.
+			first.feed(t, evs[cut:cut+40], 0, rng)
+			if err := first.a.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 
 			// The service's replay: from the last committed event time
 			// back by the horizon plus 2 x (lateness + out-of-orderness),
