@@ -27,6 +27,9 @@ type Loader struct {
 	log  *slog.Logger
 	now  func() time.Time
 	topo Topology
+	// stagingLock, when set, is held around each event load (see
+	// SetStagingLock).
+	stagingLock StagingLock
 	// noClusterReplace remembers that the server refused REPLACE
 	// PARTITION ON CLUSTER (swapShards).
 	noClusterReplace atomic.Bool
@@ -58,6 +61,23 @@ func (l *Loader) SetTopology(topo Topology) error {
 	l.topo = topo
 	return nil
 }
+
+// StagingLock takes an exclusive lock named name across every process
+// loading into this ClickHouse, waiting while another holds it. The
+// returned context is cancelled if the lock is lost; release gives it up.
+type StagingLock func(ctx context.Context, name string) (lctx context.Context, release func(), err error)
+
+// SetStagingLock makes LoadEvents hold lock(<table>__staging) while it
+// loads a dataset. Two processes loading one event table at once (split
+// workers on different days, or the scheduler and a manual run) deadlock
+// on ClickHouse 18.16: a load keeps several INSERT streams into the staging
+// table open and opens them one by one, the other process's ALTER ...
+// DROP PARTITION on that table waits for the open ones, and its table lock
+// (first come, first served) makes the next INSERT wait behind the ALTER
+// (observed: both processes stuck until killed). Loads of different event
+// tables, and report runs, which never keep one statement open while
+// starting another, need no lock.
+func (l *Loader) SetStagingLock(lock StagingLock) { l.stagingLock = lock }
 
 // Topology is the loader's table layout.
 func (l *Loader) Topology() Topology { return l.topo }
@@ -215,6 +235,14 @@ func (l *Loader) LoadEvents(ctx context.Context, fsys storage.FS, dataset string
 		return LoadStats{}, fmt.Errorf("chload: unknown dataset %q", dataset)
 	}
 	table := EventTable(dataset)
+	if l.stagingLock != nil {
+		lctx, release, err := l.stagingLock(ctx, table+StagingSuffix)
+		if err != nil {
+			return LoadStats{}, fmt.Errorf("chload: lock %s: %w", table+StagingSuffix, err)
+		}
+		defer release()
+		ctx = lctx
+	}
 	var total LoadStats
 	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
 		lo, hi := maxTime(from, day), minTime(to, day.Add(24*time.Hour))

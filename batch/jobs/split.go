@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/lambdalog/lambdalog/batch/chload"
 	"github.com/lambdalog/lambdalog/batch/lease"
 	"github.com/lambdalog/lambdalog/batch/scheduler"
 )
@@ -211,13 +212,28 @@ func acquireAll(ctx context.Context, st *lease.Store, names []string, worker str
 // runLeased runs one unit, renewing its leases every TTL/3; the run is
 // cancelled if a renewal finds the lease taken by another worker.
 func runLeased(ctx context.Context, ex *scheduler.Executor, s Step, o SplitOptions, names []string) (scheduler.Run, bool, error) {
+	var (
+		run scheduler.Run
+		ran bool
+	)
+	err := whileLeased(ctx, o.Leases, names, o.Worker, func(ctx context.Context) error {
+		var err error
+		run, ran, err = ex.ExecuteIfNeeded(ctx, s.Job, s.Interval)
+		return err
+	})
+	return run, ran, err
+}
+
+// whileLeased calls f with a context cancelled if a renewal of the leases
+// (every TTL/3) finds one taken by another worker.
+func whileLeased(ctx context.Context, st *lease.Store, names []string, worker string, f func(context.Context) error) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(o.Leases.TTL() / 3)
+		t := time.NewTicker(st.TTL() / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -228,7 +244,7 @@ func runLeased(ctx context.Context, ex *scheduler.Executor, s Step, o SplitOptio
 			case <-t.C:
 			}
 			for _, n := range names {
-				ok, err := o.Leases.Acquire(rctx, n, o.Worker)
+				ok, err := st.Acquire(rctx, n, worker)
 				if err == nil && !ok {
 					cancel(fmt.Errorf("jobs: lease %s lost to another worker", n))
 					return
@@ -236,11 +252,105 @@ func runLeased(ctx context.Context, ex *scheduler.Executor, s Step, o SplitOptio
 			}
 		}
 	}()
-	run, ran, err := ex.ExecuteIfNeeded(rctx, s.Job, s.Interval)
+	err := f(rctx)
 	close(stop)
 	<-renewed
 	if cause := context.Cause(rctx); err != nil && cause != nil && cause != context.Canceled {
 		err = fmt.Errorf("%w (%v)", err, cause)
 	}
-	return run, ran, err
+	return err
+}
+
+// Leased wraps a job so each run first takes the leases of its interval
+// (waiting, polling every o.Poll, while another worker holds them) and
+// keeps them while it runs: `batch schedule` wraps its jobs with it, so
+// the scheduler and `--split` workers never process the same partitions
+// at once. The leases are not released after a run: they expire, so a
+// split worker cannot take a unit between the run's end and its history
+// record (it re-checks the history after taking a lease).
+func Leased(j scheduler.Job, o SplitOptions) scheduler.Job {
+	if o.Poll <= 0 {
+		o.Poll = min(o.Leases.TTL()/10, 30*time.Second)
+	}
+	return &leasedJob{Job: j, o: o}
+}
+
+type leasedJob struct {
+	scheduler.Job
+	o SplitOptions
+}
+
+func (l *leasedJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
+	names := LeaseNames(Step{Job: l.Job, Interval: iv})
+	for {
+		got, err := acquireAll(ctx, l.o.Leases, names, l.o.Worker)
+		if err != nil {
+			return scheduler.Result{}, err
+		}
+		if got {
+			break
+		}
+		select {
+		case <-time.After(l.o.Poll):
+		case <-ctx.Done():
+			return scheduler.Result{}, ctx.Err()
+		}
+	}
+	var res scheduler.Result
+	err := whileLeased(ctx, l.o.Leases, names, l.o.Worker, func(ctx context.Context) error {
+		var err error
+		res, err = l.Job.Run(ctx, iv)
+		return err
+	})
+	return res, err
+}
+
+// StagingLock returns a chload.StagingLock kept as the lease
+// "staging/<name>" in st for worker: it polls every poll while another
+// process holds it, renews it while held, and cancels the holder's context
+// if it is lost.
+func StagingLock(st *lease.Store, worker string, poll time.Duration) chload.StagingLock {
+	if poll <= 0 {
+		poll = min(st.TTL()/10, 5*time.Second)
+	}
+	return func(ctx context.Context, name string) (context.Context, func(), error) {
+		names := []string{"staging/" + name}
+		for {
+			got, err := acquireAll(ctx, st, names, worker)
+			if err != nil {
+				return nil, nil, err
+			}
+			if got {
+				break
+			}
+			select {
+			case <-time.After(poll):
+			case <-ctx.Done():
+				return nil, nil, ctx.Err()
+			}
+		}
+		lctx, cancel := context.WithCancelCause(ctx)
+		done, finished := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(finished)
+			_ = whileLeased(lctx, st, names, worker, func(c context.Context) error {
+				select {
+				case <-done:
+				case <-c.Done():
+					cancel(context.Cause(c))
+				}
+				return nil
+			})
+		}()
+		release := func() {
+			close(done)
+			// No renewal may follow the release.
+			<-finished
+			cancel(nil)
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_ = st.Release(rctx, names[0], worker)
+			rcancel()
+		}
+		return lctx, release, nil
+	}
 }

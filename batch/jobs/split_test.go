@@ -8,34 +8,54 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalog/lambdalog/batch/chload"
 	"github.com/lambdalog/lambdalog/batch/lease"
 	"github.com/lambdalog/lambdalog/batch/scheduler"
 )
 
-// counted wraps a job and counts its runs per interval.
+// counted wraps a job and counts its runs per job and interval, in a map
+// shared by every worker's copy of the job.
 type counted struct {
 	scheduler.Job
+	c *counter
+}
+
+type counter struct {
 	mu   sync.Mutex
 	runs map[string]int
 }
 
-func (c *counted) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
+func (c *counter) get(job string, iv scheduler.Interval) int {
 	c.mu.Lock()
-	c.runs[iv.String()]++
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	return c.runs[job+" "+iv.String()]
+}
+
+func (c *counted) Run(ctx context.Context, iv scheduler.Interval) (scheduler.Result, error) {
+	c.c.mu.Lock()
+	c.c.runs[c.Name()+" "+iv.String()]++
+	c.c.mu.Unlock()
 	return c.Job.Run(ctx, iv)
 }
 
-func countedJobs(e *env) ([]scheduler.Job, map[string]*counted) {
-	byName := map[string]*counted{}
-	var out []scheduler.Job
-	js, _ := Resolve(e.all)
-	for _, j := range js {
-		c := &counted{Job: j, runs: map[string]int{}}
-		byName[j.Name()] = c
-		out = append(out, c)
+// workerPlan is one worker's plan over days: its own loader (as a separate
+// process has), holding the staging lock under its own id, and counted
+// jobs.
+func workerPlan(t *testing.T, e *env, worker string, leases *lease.Store, c *counter, from, to string) Plan {
+	t.Helper()
+	l := chload.New(e.db, nil)
+	l.SetStagingLock(StagingLock(leases, worker, 20*time.Millisecond))
+	d := e.deps
+	d.Loader = l
+	js, _ := Resolve(New(d))
+	for i, j := range js {
+		js[i] = &counted{Job: j, c: c}
 	}
-	return out, byName
+	plan, err := PlanDays(js, time.UTC, from, to, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
 
 // succeededRows counts the history's succeeded rows per job and interval.
@@ -61,15 +81,12 @@ func succeededRows(t *testing.T, e *env) map[string]int {
 // succeeded row per unit, and the loaded events are exactly the day's.
 func TestSplitThreeWorkers(t *testing.T) {
 	e := setup(t, localFS(t), 6000)
-	js, byName := countedJobs(e)
-	plan, err := PlanDays(js, time.UTC, "2026-05-01", "2026-05-03", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leases, err := lease.New(e.deps.FS, lease.Options{TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &counter{runs: map[string]int{}}
+	plan := workerPlan(t, e, "check", leases, c, "2026-05-01", "2026-05-03")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var (
@@ -89,6 +106,7 @@ func TestSplitThreeWorkers(t *testing.T) {
 			}
 			var progress bytes.Buffer
 			worker := fmt.Sprintf("worker-%d", w)
+			plan := workerPlan(t, e, worker, leases, c, "2026-05-01", "2026-05-03")
 			sum, err := ExecuteSplit(ctx, ex, plan, SplitOptions{Worker: worker, Leases: leases, Poll: 20 * time.Millisecond, Progress: &progress})
 			mu.Lock()
 			defer mu.Unlock()
@@ -108,7 +126,7 @@ func TestSplitThreeWorkers(t *testing.T) {
 		t.Errorf("workers ran %d units (%v), want %d\n%s", total, done, len(plan), logs.String())
 	}
 	for _, s := range plan {
-		if n := byName[s.Job.Name()].runs[s.Interval.String()]; n != 1 {
+		if n := c.get(s.Job.Name(), s.Interval); n != 1 {
 			t.Errorf("%s %s ran %d times\n%s", s.Job.Name(), s.Interval, n, logs.String())
 		}
 	}
@@ -144,11 +162,7 @@ func countDataset(e *env, ds string) int {
 // take the dead worker's unit over once its lease expired, and run it once.
 func TestSplitTakesOverDeadWorker(t *testing.T) {
 	e := setup(t, localFS(t), 3000)
-	js, byName := countedJobs(e)
-	plan, err := PlanDays(js, time.UTC, "2026-05-01", "2026-05-02", -1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := &counter{runs: map[string]int{}}
 	// Long enough that a live worker, renewing every TTL/3, never loses a
 	// lease on a loaded machine; the test waits for it once.
 	const ttl = 6 * time.Second
@@ -156,6 +170,7 @@ func TestSplitTakesOverDeadWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	plan := workerPlan(t, e, "check", leases, c, "2026-05-01", "2026-05-02")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// The dead worker claimed load-events of May 2 and never ran it.
@@ -179,8 +194,10 @@ func TestSplitTakesOverDeadWorker(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			ex, _ := scheduler.NewExecutor(scheduler.ExecOptions{History: e.hist})
+			worker := fmt.Sprintf("live-%d", w)
+			plan := workerPlan(t, e, worker, leases, c, "2026-05-01", "2026-05-02")
 			var err error
-			sums[w], err = ExecuteSplit(ctx, ex, plan, SplitOptions{Worker: fmt.Sprintf("live-%d", w), Leases: leases, Poll: 50 * time.Millisecond})
+			sums[w], err = ExecuteSplit(ctx, ex, plan, SplitOptions{Worker: worker, Leases: leases, Poll: 50 * time.Millisecond})
 			if err != nil {
 				t.Errorf("live-%d: %v", w, err)
 			}
@@ -191,7 +208,7 @@ func TestSplitTakesOverDeadWorker(t *testing.T) {
 		t.Errorf("live workers ran %d+%d units, want %d", sums[0].Done, sums[1].Done, len(plan))
 	}
 	for _, s := range plan {
-		if n := byName[s.Job.Name()].runs[s.Interval.String()]; n != 1 {
+		if n := c.get(s.Job.Name(), s.Interval); n != 1 {
 			t.Errorf("%s %s ran %d times", s.Job.Name(), s.Interval, n)
 		}
 	}

@@ -67,10 +67,10 @@ history   lists recorded runs, newest first.
 ClickHouse DDL migrations are applied idempotently before any job runs.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&job, "job", "", "`JOB` to run (load-events or reports); all when empty")
-			fs.StringVar(&date, "date", "", "day to run, `YYYY-MM-DD`")
+			fs.StringVar(&date, "date", "", "day to run, `YYYY-MM-DD` (or today, yesterday)")
 			fs.IntVar(&hour, "hour", -1, "with --date: only this local hour `HH` (hourly jobs)")
-			fs.StringVar(&from, "from", "", "first day of a backfill, `YYYY-MM-DD`")
-			fs.StringVar(&to, "to", "", "last day of a backfill, `YYYY-MM-DD` (inclusive)")
+			fs.StringVar(&from, "from", "", "first day of a backfill, `YYYY-MM-DD` (or today, yesterday)")
+			fs.StringVar(&to, "to", "", "last day of a backfill, `YYYY-MM-DD` (inclusive; or today, yesterday)")
 			fs.StringVar(&tz, "timezone", "", "`TZ` the dates are in (default batch.timezone)")
 			fs.BoolVar(&force, "force", false, "backfill: re-run days that already succeeded")
 			fs.BoolVar(&ignoreWatermark, "ignore-watermark", false, "run/backfill: do not wait for the dataset to be complete")
@@ -126,6 +126,8 @@ ClickHouse DDL migrations are applied idempotently before any job runs.`,
 			case "schedule":
 				return batchSchedule(ctx, e, b, all)
 			}
+			// Relative days, for CronJobs whose command line is fixed.
+			date, from, to = relativeDay(date, loc), relativeDay(from, loc), relativeDay(to, loc)
 			var plan jobs.Plan
 			if action == "run" {
 				plan, err = jobs.PlanDays(selected, loc, date, date, hour)
@@ -219,6 +221,17 @@ func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
 	if n > 0 {
 		e.log.Info("applied ClickHouse migrations", "count", n, "database", db.Database(), "server", db.Version().String())
 	}
+	// Loads into one event table from two processes at once deadlock on
+	// 18.16 (chload.SetStagingLock); every batch process takes a lease in
+	// the dataset around them.
+	leases, err := lease.New(fsys, lease.Options{TTL: e.cfg.Batch.LeaseTTL.D()})
+	if err != nil {
+		db.Close()
+		fsys.Close()
+		return nil, usagef("batch.lease_ttl: %v", err)
+	}
+	host, _ := os.Hostname()
+	loader.SetStagingLock(jobs.StagingLock(leases, fmt.Sprintf("load-%s-%d", host, os.Getpid()), 0))
 	// The consumer's commit log is the manifest and the watermark; a
 	// dataset without one (copied in by hand) is read by its layout.
 	src := &source.Committed{FS: fsys, Location: dsLoc,
@@ -237,6 +250,19 @@ func (b *batchEnv) executor(e *env, hist scheduler.History, ignoreWatermark bool
 		o.Ready = b.deps.Source
 	}
 	return scheduler.NewExecutor(o)
+}
+
+// relativeDay turns "today" and "yesterday" into dates in loc; other
+// values are returned as given.
+func relativeDay(s string, loc *time.Location) string {
+	now := time.Now().In(loc)
+	switch s {
+	case "today":
+		return now.Format("2006-01-02")
+	case "yesterday":
+		return now.AddDate(0, 0, -1).Format("2006-01-02")
+	}
+	return s
 }
 
 // batchSplit runs this worker's share of plan. A split run never forces:
@@ -305,6 +331,19 @@ func batchSchedule(ctx context.Context, e *env, b *batchEnv, all map[string]sche
 	if err != nil {
 		return usagef("batch.not_ready: %v", err)
 	}
+	// The scheduler takes the same leases as `batch run --split` workers,
+	// so both can run against one installation without ever processing
+	// the same partitions at once.
+	leases, err := lease.New(b.fs, lease.Options{TTL: e.cfg.Batch.LeaseTTL.D()})
+	if err != nil {
+		return usagef("batch.lease_ttl: %v", err)
+	}
+	host, _ := os.Hostname()
+	leased := map[string]scheduler.Job{}
+	for name, j := range all {
+		leased[name] = jobs.Leased(j, jobs.SplitOptions{Worker: fmt.Sprintf("schedule-%s-%d", host, os.Getpid()), Leases: leases})
+	}
+	all = leased
 	var entries []scheduler.Entry
 	for i, s := range e.cfg.Batch.Schedules {
 		spec, err := config.CronParser.Parse(s.Cron)

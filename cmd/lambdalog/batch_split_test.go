@@ -18,7 +18,7 @@ import (
 // agree with the loaded events.
 func TestBatchSplitWorkers(t *testing.T) {
 	dataset, dsn := batchFixture(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	type proc struct {
 		out, errOut bytes.Buffer
@@ -30,7 +30,7 @@ func TestBatchSplitWorkers(t *testing.T) {
 		p := &proc{}
 		procs[i] = p
 		cmd := lambdalog(ctx, t, "batch", "backfill", "--from", "2026-06-01", "--to", "2026-06-02", "--ignore-watermark",
-			"--split", "--worker", fmt.Sprintf("w%d", i), "--dataset", dataset, "--clickhouse", dsn, "--log-level", "warn")
+			"--split", "--worker", fmt.Sprintf("w%d", i), "--dataset", dataset, "--clickhouse", dsn, "--log-level", "info")
 		cmd.Env = append(cmd.Env, "LAMBDALOG_BATCH_COMPUTE=clickhouse", "LAMBDALOG_BATCH_LEASE_TTL=30s")
 		cmd.Stdout, cmd.Stderr = &p.out, &p.errOut
 		go func() {
@@ -45,7 +45,7 @@ func TestBatchSplitWorkers(t *testing.T) {
 	for i, p := range procs {
 		m := summary.FindStringSubmatch(p.out.String())
 		if p.err != nil || m == nil {
-			t.Fatalf("worker %d: %v\n%s\n%s", i, p.err, p.out.String(), p.errOut.String())
+			t.Fatalf("worker %d: %v\n%s\n%s\nthe other worker:\n%s\n%s", i, p.err, p.out.String(), p.errOut.String(), procs[1-i].out.String(), procs[1-i].errOut.String())
 		}
 		n, _ := strconv.Atoi(m[1])
 		total += n
@@ -66,5 +66,21 @@ func TestBatchSplitWorkers(t *testing.T) {
 	db.QueryRow(ctx, "SELECT toUInt64(countIf(event_outcome = 'failure' AND source_ip != '')) FROM events_auth WHERE timestamp < toDateTime('2026-06-03 00:00:00', 'UTC')").Scan(&want)
 	if err := db.QueryRow(ctx, "SELECT toUInt64(sum(failures)) FROM report_auth_ip_day").Scan(&n); err != nil || n != want || n == 0 {
 		t.Fatalf("pushed-down report failures %d, events say %d (%v)", n, want, err)
+	}
+}
+
+func TestRelativeDay(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := relativeDay("2026-06-01", berlin); got != "2026-06-01" {
+		t.Errorf("a date became %q", got)
+	}
+	today, yesterday := relativeDay("today", berlin), relativeDay("yesterday", berlin)
+	td, err1 := time.ParseInLocation("2006-01-02", today, berlin)
+	yd, err2 := time.ParseInLocation("2006-01-02", yesterday, berlin)
+	if err1 != nil || err2 != nil || td.AddDate(0, 0, -1) != yd {
+		t.Errorf("today %q, yesterday %q", today, yesterday)
 	}
 }
