@@ -220,6 +220,10 @@ type measure struct {
 	cpu     time.Duration
 	cpuFrom time.Duration
 	peakRSS int64 // bytes; 0 when /proc is not available
+	// baseRSS is the largest resident set at the start of a timed part:
+	// what the process held before consuming (the broker's log, the
+	// records produced), so peakRSS-baseRSS is what consuming added.
+	baseRSS int64
 }
 
 func startMeasure(b *testing.B) *measure {
@@ -242,6 +246,9 @@ func (m *measure) pause() {
 
 func (m *measure) resume() {
 	resetPeakRSS()
+	if rss := peakRSS(); rss > m.baseRSS {
+		m.baseRSS = rss
+	}
 	m.cpuFrom = processCPU()
 	m.b.StartTimer()
 }
@@ -258,6 +265,7 @@ func (m *measure) report(perOp int) {
 	}
 	if m.peakRSS > 0 {
 		m.b.ReportMetric(float64(m.peakRSS)/(1<<20), "peak-rss-MiB")
+		m.b.ReportMetric(float64(m.baseRSS)/(1<<20), "start-rss-MiB")
 	}
 }
 
