@@ -209,36 +209,67 @@ const migrationsDDL = `CREATE TABLE IF NOT EXISTS ` + MigrationsTable + ` (
 ) ENGINE = MergeTree() ORDER BY version`
 
 // swapShards replaces partition part of table's local tables with their
-// staging twins' on every shard. It tries ALTER ... ON CLUSTER first;
-// ClickHouse 18.16 refuses REPLACE PARTITION in distributed DDL
-// ("Unsupported type of ALTER query", code 48, observed on 18.16.1), and
-// then the loader connects to every shard itself (system.clusters) and
-// runs the same ALTERs there: on one replica per shard for replicated
-// tables (the replace is replicated through ZooKeeper), on every replica
-// otherwise. The first refusal is remembered.
+// staging twins' on every shard.
 func (l *Loader) swapShards(ctx context.Context, table, part string) error {
-	stmts := []string{
-		l.topo.ReplacePartition(table, part, table+StagingSuffix),
-		l.topo.DropPartition(table+StagingSuffix, part),
+	local := Topology{Database: l.topo.Database}
+	staging := l.topo.Local(table + StagingSuffix)
+	return l.alterShards(ctx,
+		[]string{l.topo.ReplacePartition(table, part, table+StagingSuffix), l.topo.DropPartition(table+StagingSuffix, part)},
+		[]string{local.ReplacePartition(l.topo.Local(table), part, staging), local.DropPartition(staging, part)},
+		staging)
+}
+
+// dropStagingShards empties partition part of table's staging twin on every
+// shard.
+func (l *Loader) dropStagingShards(ctx context.Context, table, part string) error {
+	local := Topology{Database: l.topo.Database}
+	return l.alterShards(ctx, []string{l.topo.DropPartition(table+StagingSuffix, part)},
+		[]string{local.DropPartition(l.topo.Local(table+StagingSuffix), part)}, "")
+}
+
+// alterShards runs partition ALTERs on every shard of the cluster: the
+// onCluster statements (ALTER ... ON CLUSTER) where the server can, else
+// the perHost statements on the shards' servers themselves.
+//
+// Replicated tables always go per shard: the loader connects to one
+// replica per shard (system.clusters), first runs SYSTEM SYNC REPLICA on
+// syncTable (a Distributed insert lands on one replica and reaches the
+// others by replication, so the replica that runs the replace waits until
+// it has every staged part), and the ALTERs are replicated through
+// ZooKeeper. ON CLUSTER is not used for them: on 18.16.1 with two replicas
+// of a shard, the second replica's DDL worker fails ("Node exists" on the
+// task's executed node) and stops, and the query waits out
+// distributed_ddl_task_timeout (observed).
+//
+// Non-replicated tables: ON CLUSTER, on every host. ClickHouse 18.16
+// refuses REPLACE PARTITION in distributed DDL ("Unsupported type of ALTER
+// query", code 48, observed on 18.16.1); then the loader runs the ALTERs on
+// every host itself, and remembers to.
+func (l *Loader) alterShards(ctx context.Context, onCluster, perHost []string, syncTable string) error {
+	if l.topo.Replicated {
+		if syncTable != "" {
+			perHost = append([]string{"SYSTEM SYNC REPLICA " + chdb.QuoteIdent(syncTable)}, perHost...)
+		}
+		return l.onEveryShard(ctx, perHost, false)
 	}
 	if !l.noClusterReplace.Load() {
-		err := l.exec(ctx, stmts[0])
+		var err error
+		for _, q := range onCluster {
+			if err = l.exec(ctx, q); err != nil {
+				break
+			}
+		}
 		if err == nil {
-			return l.exec(ctx, stmts[1])
+			return nil
 		}
 		var ex *clickhouse.Exception
 		if !errors.As(err, &ex) || ex.Code != 48 {
 			return err
 		}
 		l.noClusterReplace.Store(true)
-		l.log.Info("server refuses REPLACE PARTITION ON CLUSTER; replacing on each shard", "server", l.db.Version().String())
+		l.log.Info("server refuses REPLACE PARTITION ON CLUSTER; altering on each host", "server", l.db.Version().String())
 	}
-	local := Topology{Database: l.topo.Database}
-	stmts = []string{
-		local.ReplacePartition(l.topo.Local(table), part, l.topo.Local(table+StagingSuffix)),
-		local.DropPartition(l.topo.Local(table+StagingSuffix), part),
-	}
-	return l.onEveryShard(ctx, stmts, !l.topo.Replicated)
+	return l.onEveryShard(ctx, perHost, true)
 }
 
 // onEveryShard runs stmts, in order, on each shard of the cluster: on

@@ -20,13 +20,14 @@ import (
 
 const testCluster = "logs"
 
-// startCluster starts ZooKeeper and two ClickHouse servers forming cluster
-// "logs" of 2 shards x 1 replica, with distributed DDL and the
-// {shard}/{replica} macros, like a production cluster's config.
-func startCluster(t *testing.T) []*chserver.Server {
+// startCluster starts ZooKeeper and shards x replicas ClickHouse servers
+// forming cluster "logs", with distributed DDL and the {shard}/{replica}
+// macros, like a production cluster's config. Servers are returned shard
+// by shard.
+func startCluster(t *testing.T, shards, replicas int) []*chserver.Server {
 	t.Helper()
 	zk := zktest.Start(t)
-	ports := make([]int, 2)
+	ports := make([]int, shards*replicas)
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -35,12 +36,16 @@ func startCluster(t *testing.T) []*chserver.Server {
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 	}
-	var shards strings.Builder
-	for _, p := range ports {
-		fmt.Fprintf(&shards, "<shard><internal_replication>true</internal_replication><replica><host>127.0.0.1</host><port>%d</port></replica></shard>", p)
+	var remote strings.Builder
+	for sh := 0; sh < shards; sh++ {
+		remote.WriteString("<shard><internal_replication>true</internal_replication>")
+		for r := 0; r < replicas; r++ {
+			fmt.Fprintf(&remote, "<replica><host>127.0.0.1</host><port>%d</port></replica>", ports[sh*replicas+r])
+		}
+		remote.WriteString("</shard>")
 	}
-	srvs := make([]*chserver.Server, 2)
-	errs := make([]error, 2)
+	srvs := make([]*chserver.Server, len(ports))
+	errs := make([]error, len(ports))
 	var wg sync.WaitGroup
 	for i := range srvs {
 		wg.Add(1)
@@ -49,7 +54,7 @@ func startCluster(t *testing.T) []*chserver.Server {
 			extra := fmt.Sprintf(`<remote_servers><%[1]s>%[2]s</%[1]s></remote_servers>
     %[3]s
     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
-    <macros><shard>0%[4]d</shard><replica>r1</replica></macros>`, testCluster, shards.String(), zk.ClickHouseConfig(), i+1)
+    <macros><shard>0%[4]d</shard><replica>r%[5]d</replica></macros>`, testCluster, remote.String(), zk.ClickHouseConfig(), i/replicas+1, i%replicas+1)
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
 			srvs[i], errs[i] = chserver.Start(ctx, chserver.Options{Dir: t.TempDir(), TCPPort: ports[i], ExtraConfig: extra})
@@ -87,7 +92,7 @@ func startCluster(t *testing.T) []*chserver.Server {
 // the ground truth and the report tables equal a single server's, rows are
 // spread over both shards, and a re-run changes nothing.
 func TestClusterReplicatedDistributed(t *testing.T) {
-	srvs := startCluster(t)
+	srvs := startCluster(t, 2, 1)
 	ctx := context.Background()
 	const dbName = "lambdalog_cluster"
 	topo := Topology{Cluster: testCluster, Replicated: true, DSN: srvs[0].DSN(dbName)}
@@ -209,4 +214,73 @@ func TestClusterReplicatedDistributed(t *testing.T) {
 func testRun(day time.Time) scheduler.Run {
 	return scheduler.Run{Job: "reports", Interval: scheduler.Interval{Start: day, End: day.Add(24 * time.Hour)}, Attempt: 1,
 		Status: scheduler.StatusSucceeded, Started: day.Add(25 * time.Hour), Finished: day.Add(26 * time.Hour)}
+}
+
+// TestClusterReplicas runs a day's loads and reports on 1 shard x 2
+// replicas, in alternation from both servers: the loader's per-shard swap
+// (SYNC REPLICA, then REPLACE PARTITION on one replica) leaves both
+// replicas with exactly the day's rows, also after re-runs.
+func TestClusterReplicas(t *testing.T) {
+	srvs := startCluster(t, 1, 2)
+	ctx := context.Background()
+	const dbName = "lambdalog_replicas"
+	fsys, recs, src := fixture(t, 10000)
+	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	end := day.Add(24 * time.Hour)
+	out, err := reports.Compute(ctx, src, fsys, day, end, reports.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var loaders []*Loader
+	for _, s := range srvs {
+		topo := Topology{Cluster: testCluster, Replicated: true, DSN: s.DSN(dbName)}
+		db, err := chdb.Open(ctx, s.DSN(dbName), chdb.WithSettings(topo.Settings()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		l := New(db, nil)
+		if err := l.SetTopology(topo); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		loaders = append(loaders, l)
+	}
+	for run := 0; run < 3; run++ {
+		l := loaders[run%2]
+		for _, ds := range reports.ReportDatasets() {
+			files, _ := src.Files(ctx, ds, day, end)
+			if _, err := l.LoadEvents(ctx, fsys, ds, files, day, end, 2); err != nil {
+				t.Fatalf("run %d: load %s: %v", run, ds, err)
+			}
+		}
+		if _, err := l.ReplaceReports(ctx, day, end, out.Tables); err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range srvs {
+			for _, ds := range reports.ReportDatasets() {
+				table := dbName + "." + EventTable(ds) + LocalSuffix
+				if _, err := s.Query(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Query(ctx, "SELECT count() FROM "+table)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := inside(recs, ds, day, end); strings.TrimSpace(got) != fmt.Sprint(want) || want == 0 {
+					t.Errorf("run %d: replica %d holds %s rows of %s, want %d", run, i+1, strings.TrimSpace(got), ds, want)
+				}
+			}
+			table := dbName + ".report_auth_ip_day" + LocalSuffix
+			if _, err := s.Query(ctx, "SYSTEM SYNC REPLICA "+table); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := s.Query(ctx, "SELECT count() FROM "+table)
+			if tb, _ := out.Table("report_auth_ip_day"); strings.TrimSpace(got) != fmt.Sprint(len(tb.Rows)) {
+				t.Errorf("run %d: replica %d holds %s rows of report_auth_ip_day, want %d", run, i+1, strings.TrimSpace(got), len(tb.Rows))
+			}
+		}
+	}
 }

@@ -126,6 +126,9 @@ func (l *Loader) exec(ctx context.Context, q string) error {
 }
 
 func (l *Loader) dropStaging(ctx context.Context, table, part string) error {
+	if l.topo.Clustered() {
+		return l.dropStagingShards(ctx, table, part)
+	}
 	return l.exec(ctx, l.topo.DropPartition(table+StagingSuffix, part))
 }
 
