@@ -21,7 +21,6 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"sort"
 	"strconv"
 	"time"
 
@@ -144,32 +143,18 @@ func (l *Log) Entries(ctx context.Context) ([]Entry, error) {
 	return append(v.Folded, v.Live...), nil
 }
 
-// all reads every entry on storage in sequence order.
-func (l *Log) all(ctx context.Context) ([]Entry, error) {
-	names, err := l.fs.ReadDir(ctx, l.dir())
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("consumer: list commits of %s/%d: %w", l.topic, l.partition, err)
-	}
-	var out []Entry
-	for _, n := range names {
-		if !n.IsDir {
-			continue
-		}
-		seq, err := strconv.ParseInt(n.Name, 10, 64)
-		if err != nil {
-			continue
-		}
-		e, err := l.read(ctx, seq)
+// span reads the entries first..last.Seq by number: an unbroken span, since
+// entries are only ever deleted oldest first.
+func (l *Log) span(ctx context.Context, first int64, last Entry) ([]Entry, error) {
+	out := make([]Entry, 0, last.Seq-first+1)
+	for s := first; s < last.Seq; s++ {
+		e, err := l.read(ctx, s)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out, nil
+	return append(out, last), nil
 }
 
 func (l *Log) read(ctx context.Context, seq int64) (Entry, error) {
