@@ -147,10 +147,11 @@ func (l *Log) view(ctx context.Context) (v View, anchor int64, err error) {
 
 // seqs lists the sequence numbers on storage, ascending. A log that has an
 // entry always keeps one (compaction never deletes the newest), so an empty
-// listing is asked again: on the local backend a listing taken while entry
-// directories were renamed in and removed was seen to come back empty
-// (TestReadersRaceCompaction, about one run in fifteen on a loaded
-// machine), and a reader must not take that for a log without entries.
+// listing is asked again: the local backend drops listed names it can no
+// longer stat, so a listing whose every entry a compaction deleted before
+// the stat (the writer having published newer ones meanwhile) comes back
+// empty. TestReadersRaceCompaction hit it about once in fifteen runs on a
+// loaded machine; a reader must not take it for a log without entries.
 func (l *Log) seqs(ctx context.Context) ([]int64, error) {
 	var out []int64
 	var err error
