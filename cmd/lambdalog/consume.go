@@ -59,7 +59,12 @@ what is buffered and leaves the group; exit 0 after a clean stop.`,
 				return err
 			}
 			defer fsys.Close()
-			wait, err := observe(ctx, e, httpAddr, reg, map[string]obs.Check{
+			// The metrics server stops with the consumer, not only on a
+			// signal: a consumer that failed must exit (and be restarted),
+			// not linger out of its group with /healthz still answering.
+			octx, stopObserve := context.WithCancel(ctx)
+			defer stopObserve()
+			wait, err := observe(octx, e, httpAddr, reg, map[string]obs.Check{
 				"kafka":   func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
 				"dataset": func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
 			})
@@ -68,6 +73,7 @@ what is buffered and leaves the group; exit 0 after a clean stop.`,
 			}
 			e.log.Info("consumer started", "group", e.cfg.Consumer.Group, "dataset", e.cfg.Dataset.URL)
 			err = c.Run(ctx)
+			stopObserve()
 			werr := wait()
 			e.log.Info("consumer stopped", "files", c.FilesCommitted(), "records", c.RecordsCommitted())
 			return errors.Join(err, werr)
