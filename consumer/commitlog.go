@@ -242,6 +242,9 @@ func (l *Log) publish(ctx context.Context, e Entry, snapshot []byte) error {
 	target := path.Join(l.dir(), seqName(e.Seq))
 	rerr := l.fs.Rename(ctx, stage, target)
 	if rerr == nil {
+		if err := l.notResurrected(ctx, e.Seq); err != nil {
+			return err
+		}
 		return l.step(steps + "-published")
 	}
 	// Whatever the error (taken, or an answer lost), the entry at target
@@ -254,10 +257,49 @@ func (l *Log) publish(ctx context.Context, e Entry, snapshot []byte) error {
 		return err
 	}
 	if got.Epoch == e.Epoch && got.Kind == e.Kind && bytes.Equal(mustJSON(got.Files), mustJSON(e.Files)) && got.Next == e.Next {
-		return nil
+		return l.notResurrected(ctx, e.Seq)
 	}
 	_ = l.fs.RemoveAll(ctx, stage)
 	return fmt.Errorf("%w (%s/%d sequence %d taken by epoch %s)", ErrFenced, l.topic, l.partition, e.Seq, got.Epoch)
+}
+
+// notResurrected checks, after this writer's entry seq was published,
+// that seq is not below the newest checkpoint. Compaction deletes the
+// entries below a checkpoint, which frees their numbers: a zombie whose
+// next number was deleted gets a rename that succeeds. Its entry is then
+// one readers ignore (they start at the newest entry's checkpoint), but the
+// zombie must learn it lost the partition before it moves any file into
+// place. If the newest entry names a checkpoint above seq, the publish is
+// fenced and the entry removed (readers ignore it either way). A genuine
+// publish that a new owner then claimed and folded into a checkpoint is
+// also reported fenced: true, since the new owner rolled it forward when it
+// claimed.
+func (l *Log) notResurrected(ctx context.Context, seq int64) error {
+	var top Entry
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var seqs []int64
+		if seqs, err = l.seqs(ctx); err != nil {
+			break
+		}
+		if len(seqs) == 0 {
+			err = fmt.Errorf("consumer: %s/%d: log empty right after publishing %d: %w", l.topic, l.partition, seq, fs.ErrNotExist)
+			continue
+		}
+		// The newest entry is never deleted; a listing that is already
+		// stale may still name one that was.
+		if top, err = l.read(ctx, seqs[len(seqs)-1]); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: publish %s/%d #%d: check the newest entry: %w", l.topic, l.partition, seq, err)
+	}
+	if top.Checkpoint <= seq {
+		return nil
+	}
+	_ = l.fs.RemoveAll(ctx, path.Join(l.dir(), seqName(seq)))
+	return fmt.Errorf("%w (%s/%d sequence %d was free only because checkpoint %d deleted it)", ErrFenced, l.topic, l.partition, seq, top.Checkpoint)
 }
 
 // writeFile writes name whole and closes it (durable).

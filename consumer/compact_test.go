@@ -335,3 +335,49 @@ func TestReadersRaceCompaction(t *testing.T) {
 		t.Logf("%d consistent reads during compaction", reads)
 	})
 }
+
+// TestZombieAfterCompactionIsFenced: compaction frees the numbers it
+// deletes, so a zombie whose next number was folded away gets a rename
+// that succeeds. It must still learn it lost the partition before moving
+// any file, leave no entry behind, and the dataset stays exact.
+func TestZombieAfterCompactionIsFenced(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		ctx := context.Background()
+		old := NewLog(fsys, "auth", 0)
+		claim, err := old.Claim(ctx, "epoch-old")
+		if err != nil {
+			t.Fatal(err)
+		}
+		zombie := NewPartitionWriter(fsys, old, claim, WriterOptions{})
+		for o := int64(0); o < 10; o++ {
+			zombie.Add(authRecord(o, base), o, 10)
+		}
+		if _, _, err := zombie.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next := zombie.seq + 1
+		for o := int64(10); o < 20; o++ {
+			zombie.Add(authRecord(o, base.Add(48*time.Hour)), o, 10)
+		}
+		// A new owner claims (at the zombie's next number), writes and
+		// compacts past it: that number is deleted, free again.
+		if err := writeCompacting(ctx, fsys, nil, 40, 5, 2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsys.Stat(ctx, "_lambdalog/commits/auth/0/"+seqName(next)); err == nil {
+			t.Fatalf("entry %d was not compacted away; the test does not test anything", next)
+		}
+		if _, _, err := zombie.Commit(ctx); !errors.Is(err, ErrFenced) {
+			t.Fatalf("zombie commit into a deleted number: %v, want ErrFenced", err)
+		}
+		if _, err := fsys.Stat(ctx, "_lambdalog/commits/auth/0/"+seqName(next)); err == nil {
+			t.Errorf("the zombie left its entry %d behind", next)
+		}
+		// Its files belong to a day no one else writes: none may have
+		// been moved there.
+		if _, err := fsys.Stat(ctx, "auth/dt=2026-11-25"); err == nil {
+			t.Errorf("zombie files moved into place under auth/dt=2026-11-25")
+		}
+		mustVerify(t, fsys, 40)
+	})
+}
