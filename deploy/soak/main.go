@@ -63,6 +63,9 @@ type options struct {
 	SessionTimeout time.Duration
 	// RecoveryBound is the longest a fault may take to recover from.
 	RecoveryBound time.Duration
+	// BatchRecoveryBound bounds the ClickHouse fault, whose recovery
+	// includes finishing the interrupted batch run.
+	BatchRecoveryBound time.Duration
 	// BoundsMiB is the peak resident memory allowed per role.
 	BoundsMiB map[string]int64
 	// GoroutineGrowth and GoroutineSlack bound the goroutines at the end:
@@ -77,16 +80,17 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		Duration:       10 * time.Minute,
-		Rate:           2000,
-		Seed:           1,
-		Start:          time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
-		AttackEvery:    20 * time.Second,
-		Partitions:     4,
-		Realtime:       2,
-		HDFS:           true,
-		RecoveryBound:  60 * time.Second,
-		SessionTimeout: 10 * time.Second,
+		Duration:           10 * time.Minute,
+		Rate:               2000,
+		Seed:               1,
+		Start:              time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC),
+		AttackEvery:        20 * time.Second,
+		Partitions:         4,
+		Realtime:           2,
+		HDFS:               true,
+		RecoveryBound:      60 * time.Second,
+		SessionTimeout:     10 * time.Second,
+		BatchRecoveryBound: 5 * time.Minute,
 		BoundsMiB: map[string]int64{
 			"broker": 1536, "hdfs": 512, "consume": 512, "realtime": 512, "serve": 256,
 			"gen": 256, "batch": 512, "clickhouse": 2048,
@@ -113,6 +117,7 @@ func main() {
 	fs.BoolVar(&o.StrictCrossPartition, "strict-cross-partition", false, "with several speed layer instances, fail (not just report) missing alerts of rules keyed across partitions")
 	fs.BoolVar(&o.HDFS, "hdfs", o.HDFS, "dataset on `lambdalog hdfs` with injected HDFS errors (false: a local directory)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", o.SessionTimeout, "group session timeout of the consumers and speed layer instances (6s reproduces the lost-partition exit in docs/reliability.md)")
+	fs.DurationVar(&o.BatchRecoveryBound, "batch-recovery-bound", o.BatchRecoveryBound, "longest the ClickHouse fault may take, the interrupted batch run's completion included")
 	fs.DurationVar(&o.RecoveryBound, "recovery-bound", o.RecoveryBound, "longest a fault may take to recover from")
 	fs.Float64Var(&o.GoroutineGrowth, "goroutine-growth", o.GoroutineGrowth, "allowed relative goroutine growth, start to end")
 	fs.Float64Var(&o.GoroutineSlack, "goroutine-slack", o.GoroutineSlack, "allowed absolute goroutine growth on top of --goroutine-growth")
