@@ -1,12 +1,16 @@
 package schemas
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/apache/arrow/go/v17/parquet/pqarrow"
 )
 
 // TestBatchBuilderReuse appends batches of different sizes through one
@@ -55,6 +59,48 @@ func TestBatchBuilderReuse(t *testing.T) {
 		for i := range in {
 			if !reflect.DeepEqual(got[i], in[i]) {
 				t.Fatalf("batch of %d, row %d:\n got %+v\nwant %+v", n, i, got[i], in[i])
+			}
+		}
+	}
+}
+
+// TestOptionalColumnsReadTheSame: files written before non-time columns
+// became REQUIRED have every column OPTIONAL; a reader must get the same
+// records from both.
+func TestOptionalColumnsReadTheSame(t *testing.T) {
+	for _, r := range sampleRecords() {
+		ds := Of(r)
+		in := []Record{r, ds.New(), r}
+		b := NewBatchBuilder(ds, nil)
+		for _, x := range in {
+			if err := b.Append(x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec := b.NewRecordBatch()
+		b.Release()
+		var fields []arrow.Field
+		for _, f := range ds.ArrowSchema().Fields() {
+			if f.Nullable != (f.Type.ID() == arrow.TIMESTAMP) {
+				t.Fatalf("%s.%s: nullable %v; only times may be null", ds.Name(), f.Name, f.Nullable)
+			}
+			f.Nullable = true
+			fields = append(fields, f)
+		}
+		old := array.NewRecord(arrow.NewSchema(fields, nil), rec.Columns(), rec.NumRows())
+		rec.Release()
+		var buf bytes.Buffer
+		if err := pqarrow.WriteTable(array.NewTableFromRecords(old.Schema(), []arrow.Record{old}), &buf, 1024, nil, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())); err != nil {
+			t.Fatal(err)
+		}
+		old.Release()
+		got := readParquet(t, ds, buf.Bytes())
+		if len(got) != len(in) {
+			t.Fatalf("%s: read %d rows, want %d", ds.Name(), len(got), len(in))
+		}
+		for i := range in {
+			if !reflect.DeepEqual(got[i], in[i]) {
+				t.Errorf("%s row %d:\n got %+v\nwant %+v", ds.Name(), i, got[i], in[i])
 			}
 		}
 	}
