@@ -170,4 +170,36 @@ func BenchmarkNightly(b *testing.B) {
 			b.ReportMetric(goNs/chNs, "go/ch-time-ratio")
 		}
 	})
+	// The two compute modes of the reports job end to end, each computing
+	// and replacing the day's 16 report tables (batch.compute: go vs
+	// clickhouse); the push-down reads the events load-events loaded above.
+	var jobNs float64
+	b.Run("go/reports-job", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			out, err := reports.Compute(ctx, src, fsys, day, end, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := l.ReplaceReports(ctx, day, end, out.Tables); err != nil {
+				b.Fatal(err)
+			}
+		}
+		perCore(b, int64(n))
+		jobNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("clickhouse/push-down-reports-job", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			st, err := l.ComputeReports(ctx, day, end)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st.RowsRead != int64(n) {
+				b.Fatalf("push-down read %d events, want %d (run load-events first)", st.RowsRead, n)
+			}
+		}
+		perCore(b, int64(n))
+		if jobNs > 0 {
+			b.ReportMetric(jobNs/(float64(b.Elapsed().Nanoseconds())/float64(b.N)), "go/push-down-time-ratio")
+		}
+	})
 }
