@@ -18,7 +18,10 @@ import (
 	"github.com/lambdalog/lambdalog/internal/zktest"
 )
 
-const testCluster = "logs"
+const (
+	testCluster      = "logs"
+	testPlainCluster = "logs_plain"
+)
 
 // startCluster starts ZooKeeper and shards x replicas ClickHouse servers
 // forming cluster "logs", with distributed DDL and the {shard}/{replica}
@@ -36,13 +39,25 @@ func startCluster(t *testing.T, shards, replicas int) []*chserver.Server {
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 	}
+	// Two definitions of the same servers: testCluster for replicated
+	// tables (a Distributed insert goes to one replica per shard), and
+	// testPlainCluster for plain MergeTree ones (ClickHouse refuses
+	// ON CLUSTER ALTERs of non-replicated tables on a cluster whose shards
+	// say internal_replication).
 	var remote strings.Builder
-	for sh := 0; sh < shards; sh++ {
-		remote.WriteString("<shard><internal_replication>true</internal_replication>")
-		for r := 0; r < replicas; r++ {
-			fmt.Fprintf(&remote, "<replica><host>127.0.0.1</host><port>%d</port></replica>", ports[sh*replicas+r])
+	for _, c := range []struct {
+		name     string
+		internal bool
+	}{{testCluster, true}, {testPlainCluster, false}} {
+		fmt.Fprintf(&remote, "<%s>", c.name)
+		for sh := 0; sh < shards; sh++ {
+			fmt.Fprintf(&remote, "<shard><internal_replication>%v</internal_replication>", c.internal)
+			for r := 0; r < replicas; r++ {
+				fmt.Fprintf(&remote, "<replica><host>127.0.0.1</host><port>%d</port></replica>", ports[sh*replicas+r])
+			}
+			remote.WriteString("</shard>")
 		}
-		remote.WriteString("</shard>")
+		fmt.Fprintf(&remote, "</%s>", c.name)
 	}
 	srvs := make([]*chserver.Server, len(ports))
 	errs := make([]error, len(ports))
@@ -51,7 +66,7 @@ func startCluster(t *testing.T, shards, replicas int) []*chserver.Server {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			extra := fmt.Sprintf(`<remote_servers><%[1]s>%[2]s</%[1]s></remote_servers>
+			extra := fmt.Sprintf(`<!-- %[1]s --><remote_servers>%[2]s</remote_servers>
     %[3]s
     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>
     <macros><shard>0%[4]d</shard><replica>r%[5]d</replica></macros>`, testCluster, remote.String(), zk.ClickHouseConfig(), i/replicas+1, i%replicas+1)
@@ -93,9 +108,22 @@ func startCluster(t *testing.T, shards, replicas int) []*chserver.Server {
 // spread over both shards, and a re-run changes nothing.
 func TestClusterReplicatedDistributed(t *testing.T) {
 	srvs := startCluster(t, 2, 1)
+	// Both variants of the cluster DDL on the same servers: Replicated
+	// local tables, and plain MergeTree ones (partition ALTERs ON CLUSTER,
+	// falling back to each host on 18.16).
+	for _, replicated := range []bool{true, false} {
+		t.Run(fmt.Sprintf("replicated=%v", replicated), func(t *testing.T) { testCluster2Shards(t, srvs, replicated) })
+	}
+}
+
+func testCluster2Shards(t *testing.T, srvs []*chserver.Server, replicated bool) {
 	ctx := context.Background()
-	const dbName = "lambdalog_cluster"
-	topo := Topology{Cluster: testCluster, Replicated: true, DSN: srvs[0].DSN(dbName)}
+	dbName := fmt.Sprintf("lambdalog_cluster_%v", replicated)
+	cluster := testCluster
+	if !replicated {
+		cluster = testPlainCluster
+	}
+	topo := Topology{Cluster: cluster, Replicated: replicated, DSN: srvs[0].DSN(dbName)}
 	db, err := chdb.Open(ctx, srvs[0].DSN(dbName), chdb.WithSettings(topo.Settings()))
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +160,11 @@ func TestClusterReplicatedDistributed(t *testing.T) {
 		}
 	}
 	out, err := srvs[1].Query(ctx, "SELECT engine FROM system.tables WHERE database = '"+dbName+"' AND name = 'events_auth_local'")
-	if err != nil || strings.TrimSpace(out) != "ReplicatedMergeTree" {
+	wantEngine := "MergeTree"
+	if replicated {
+		wantEngine = "ReplicatedMergeTree"
+	}
+	if err != nil || strings.TrimSpace(out) != wantEngine {
 		t.Fatalf("events_auth_local on server 2: %q, %v", out, err)
 	}
 
