@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambdalog/lambdalog/internal/hdfstest"
 	"github.com/lambdalog/lambdalog/internal/storage"
 )
 
@@ -39,11 +40,34 @@ func store(t *testing.T) (*Store, *clock, storage.FS) {
 }
 
 // TestExactlyOneWinner races 16 workers for one lease, many times: each
-// round has exactly one winner.
+// round has exactly one winner, on local disk and on HDFS (the in-process
+// NameNode's exclusive create).
 func TestExactlyOneWinner(t *testing.T) {
-	s, _, _ := store(t)
+	t.Run("local", func(t *testing.T) {
+		s, _, _ := store(t)
+		race(t, s, 20)
+	})
+	t.Run("hdfs", func(t *testing.T) {
+		srv := hdfstest.Start(t)
+		fsys, err := storage.Open(context.Background(), srv.URL()+"data", storage.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fsys.Close() })
+		if err := fsys.MkdirAll(context.Background(), "."); err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(fsys, Options{TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		race(t, s, 5)
+	})
+}
+
+func race(t *testing.T, s *Store, rounds int) {
 	ctx := context.Background()
-	for round := 0; round < 20; round++ {
+	for round := 0; round < rounds; round++ {
 		name := fmt.Sprintf("reports/2026050%d", round%9+1) + fmt.Sprint(round)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
