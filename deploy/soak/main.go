@@ -91,9 +91,14 @@ func defaultOptions() options {
 		RecoveryBound:      60 * time.Second,
 		SessionTimeout:     10 * time.Second,
 		BatchRecoveryBound: 5 * time.Minute,
+		// The services' bounds are the memory requests of their
+		// Kubernetes manifests (deploy/kubernetes): what the deployment
+		// plans for each in steady state. The others are development
+		// stand-ins; the embedded broker keeps every record in memory, so
+		// a soak longer than 10 minutes needs a larger --rss-broker.
 		BoundsMiB: map[string]int64{
-			"broker": 1536, "hdfs": 512, "consume": 512, "realtime": 512, "serve": 256,
-			"gen": 256, "batch": 512, "clickhouse": 2048,
+			"consume": 1024, "realtime": 2048, "batch": 1024, "serve": 256,
+			"broker": 1536, "hdfs": 512, "gen": 256, "clickhouse": 2048,
 		},
 		GoroutineGrowth: 0.5,
 		GoroutineSlack:  30,
@@ -116,7 +121,7 @@ func main() {
 	fs.IntVar(&o.Realtime, "realtime-instances", o.Realtime, "speed layer instances sharing one group (>= 1)")
 	fs.BoolVar(&o.StrictCrossPartition, "strict-cross-partition", false, "with several speed layer instances, fail (not just report) missing alerts of rules keyed across partitions")
 	fs.BoolVar(&o.HDFS, "hdfs", o.HDFS, "dataset on `lambdalog hdfs` with injected HDFS errors (false: a local directory)")
-	fs.DurationVar(&o.SessionTimeout, "session-timeout", o.SessionTimeout, "group session timeout of the consumers and speed layer instances (6s reproduces the lost-partition exit in docs/reliability.md)")
+	fs.DurationVar(&o.SessionTimeout, "session-timeout", o.SessionTimeout, "group session timeout of the consumers and speed layer instances")
 	fs.DurationVar(&o.BatchRecoveryBound, "batch-recovery-bound", o.BatchRecoveryBound, "longest the ClickHouse fault may take, the interrupted batch run's completion included")
 	fs.DurationVar(&o.RecoveryBound, "recovery-bound", o.RecoveryBound, "longest a fault may take to recover from")
 	fs.Float64Var(&o.GoroutineGrowth, "goroutine-growth", o.GoroutineGrowth, "allowed relative goroutine growth, start to end")
