@@ -98,8 +98,9 @@ func consumeSIGKILL(t *testing.T, datasetURL string, total, kills int) {
 		t.Fatal(err)
 	}
 	defer fsys.Close()
-	final := lambdalog(ctx, t, append(args, "--group", "final")...)
-	var stderr strings.Builder
+	// At info level, so it says when it is up.
+	final := lambdalog(ctx, t, append(args, "--group", "final", "--log-level", "info")...)
+	var stderr syncBuffer
 	final.Stderr = &stderr
 	if err := final.Start(); err != nil {
 		t.Fatal(err)
@@ -121,6 +122,16 @@ func consumeSIGKILL(t *testing.T, datasetURL string, total, kills int) {
 			t.Fatalf("final run committed %d of %d offsets\n%s", next, total, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The killed runs may have committed everything already: wait until
+	// the final run is up (its signal handler installed) before stopping
+	// it, or the interrupt kills it before it can stop cleanly.
+	for !strings.Contains(stderr.String(), "consumer started") {
+		if ctx.Err() != nil {
+			final.Process.Kill()
+			t.Fatalf("final run never started\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	final.Process.Signal(os.Interrupt)
 	if err := final.Wait(); err != nil {
