@@ -48,7 +48,16 @@ type Options struct {
 	Samples int
 	// Logger receives rule swaps; nil discards.
 	Logger *slog.Logger
+	// Lane, when set, puts each rule in a lane (0 or 1): ProcessLane
+	// feeds an event to the rules of one lane only. The service runs the
+	// rules keyed by the input's partition key in lane 0 on the source
+	// topics and the others in lane 1 on their repartition topics. Nil
+	// puts every rule in lane 0.
+	Lane func(*rules.Rule) int
 }
+
+// Lanes is the number of rule lanes (Options.Lane).
+const Lanes = 2
 
 // Defaults for Options.
 const (
@@ -67,6 +76,12 @@ type Source struct {
 	Topic     string
 	Partition int32
 	Offset    int64
+	// Clock, when its Topic is set, is the input the watermark tracks the
+	// event under, when that is not where it was first written (Topic,
+	// Partition and Offset, which alert samples name): an event read from
+	// a repartition topic is tracked per (repartition partition, origin
+	// partition), since several producers interleave in one partition.
+	Clock watermark.Partition
 }
 
 // Stats counts what the engine did.
@@ -95,8 +110,8 @@ type Engine struct {
 	states []*ruleState
 	// plans routes a record to the rules that read its dataset; bySlot
 	// holds the plans of the record types datasetSlot knows.
-	plans  map[string]*dsPlan
-	bySlot [len(slotDatasets)]*dsPlan
+	plans  [Lanes]map[string]*dsPlan
+	bySlot [Lanes][len(slotDatasets)]*dsPlan
 	// seed hashes keys for every rule's store, so that rules keyed on
 	// the same columns share one hash per event; epoch numbers events
 	// for the plans' per-event caches.
@@ -204,12 +219,22 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 		}
 		states = append(states, st)
 	}
-	e.states, e.plans = states, buildPlans(states)
-	for i, ds := range slotDatasets {
-		e.bySlot[i] = e.plans[ds]
+	e.states = states
+	for l := range Lanes {
+		e.plans[l] = buildPlans(states, func(r *rules.Rule) bool { return e.lane(r) == l })
+		for i, ds := range slotDatasets {
+			e.bySlot[l][i] = e.plans[l][ds]
+		}
 	}
 	e.log.Info("realtime: rules loaded", "rules", len(states), "kept_state", kept)
 	return nil
+}
+
+func (e *Engine) lane(r *rules.Rule) int {
+	if e.opts.Lane == nil {
+		return 0
+	}
+	return e.opts.Lane(r)
 }
 
 // Assign registers an input partition so that it holds the watermark back
@@ -238,19 +263,28 @@ func (e *Engine) Watermark() time.Time {
 // behind the watermark than the allowed lateness: it updated nothing, and
 // the caller should publish it to the late-events topic.
 func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []alert.Alert) (alerts []alert.Alert, late bool) {
+	return e.ProcessLane(rec, src, 0, now, out)
+}
+
+// ProcessLane is Process for the rules of one lane (Options.Lane) only.
+func (e *Engine) ProcessLane(rec schemas.Record, src Source, lane int, now time.Time, out []alert.Alert) (alerts []alert.Alert, late bool) {
 	t := rec.EventTime().UnixNano()
 	if wm := e.wm.Watermark(); wm != math.MinInt64 && t < wm-int64(e.opts.AllowedLateness) {
 		e.stats.Late++
 		return out, true
 	}
 	e.stats.Events++
-	e.wm.ObserveNanos(watermark.Partition{Topic: src.Topic, Partition: src.Partition}, t, now.UnixNano())
+	clock := src.Clock
+	if clock.Topic == "" {
+		clock = watermark.Partition{Topic: src.Topic, Partition: src.Partition}
+	}
+	e.wm.ObserveNanos(clock, t, now.UnixNano())
 	sm := window.Sample{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Time: t}
 	var p *dsPlan
 	if i := datasetSlot(rec); i >= 0 {
-		p = e.bySlot[i]
+		p = e.bySlot[lane][i]
 	} else {
-		p = e.plans[rec.Dataset()]
+		p = e.plans[lane][rec.Dataset()]
 	}
 	if p == nil {
 		return out, false

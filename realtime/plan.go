@@ -101,10 +101,11 @@ func (p *dsPlan) keyIndex(cols []string, r *rules.Rule, s *rules.Step) int {
 	return len(p.keys) - 1
 }
 
-// buildPlans routes each dataset to its rule steps, in rule order; for a
+// buildPlans routes each dataset to the steps of the rules in, in rule
+// order; for a
 // sequence rule reading one dataset in both steps, step 2 comes first so
 // that an event matching both cannot match itself.
-func buildPlans(states []*ruleState) map[string]*dsPlan {
+func buildPlans(states []*ruleState, in func(*rules.Rule) bool) map[string]*dsPlan {
 	plans := map[string]*dsPlan{}
 	plan := func(ds string) *dsPlan {
 		p := plans[ds]
@@ -116,6 +117,9 @@ func buildPlans(states []*ruleState) map[string]*dsPlan {
 	}
 	for _, st := range states {
 		r := st.rule
+		if !in(r) {
+			continue
+		}
 		if r.Kind == rules.Sequence {
 			for step := 1; step >= 0; step-- {
 				s := &r.Steps[step]

@@ -292,6 +292,7 @@ func newRealtime(e *env, reg *prometheus.Registry) (*realtimeLayer, error) {
 		SessionTimeout:       c.SessionTimeout.D(),
 		TransactionInterval:  c.TransactionInterval.D(),
 		AllowUncopartitioned: c.AllowUncopartitioned,
+		Repartition:          service.Repartition{Disabled: !c.Repartition, TopicPrefix: c.RepartitionPrefix, PartitionKey: c.PartitionKey},
 		Sinks:                sinks, Hub: hub, Metrics: m, Logger: e.log,
 		Minutes: mins,
 	})

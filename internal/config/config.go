@@ -141,6 +141,9 @@ type Realtime struct {
 	TransactionalID      string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
 	SessionTimeout       Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
 	AllowUncopartitioned bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
+	Repartition          bool     `yaml:"repartition" doc:"feed rules not keyed by partition_key (distributed_bruteforce, traffic_spike) through internal repartition topics keyed by the rule's key, so they are exact with several instances; false: exact with one instance only"`
+	RepartitionPrefix    string   `yaml:"repartition_topic_prefix" doc:"prefix of the repartition topics (prefix + key columns); group + \"-repartition-\" when empty; created at start with the largest source topic's partition count when missing"`
+	PartitionKey         string   `yaml:"partition_key" doc:"the column the source topics are keyed by (producers key by source address); rules keyed by it read the source topics directly"`
 	Minutes              bool     `yaml:"minutes" doc:"write the shared metrics' per-minute aggregates to ClickHouse (clickhouse.dsn, table rt_metric_minutes) for the merged series; false disables"`
 	MinutesFlush         Duration `yaml:"minutes_flush_interval" doc:"how often changed per-minute aggregates are written to ClickHouse"`
 	MinutesTolerance     Duration `yaml:"minutes_tolerance" doc:"event time the aggregates' writes may fall behind (ClickHouse down) and still be rebuilt by a restarted instance; lengthens the replay"`
@@ -251,6 +254,8 @@ func Default() *Config {
 			HTTPRateLimit:       50,
 			HTTPRateBurst:       100,
 			SessionTimeout:      Duration(10 * time.Second),
+			Repartition:         true,
+			PartitionKey:        "source_ip",
 			Minutes:             true,
 			MinutesFlush:        Duration(time.Second),
 			MinutesTolerance:    Duration(5 * time.Minute),

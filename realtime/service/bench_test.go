@@ -15,10 +15,16 @@ import (
 // time, attacks included) already in an in-process broker (3 partitions
 // per topic); each op is a fresh group consuming all of them — fetch,
 // parse, windows, rules, transactional alert output — until its committed
-// offsets reach the end. The broker runs on the same 2 cores.
+// offsets reach the end (of the source and the repartition topics). The
+// broker runs on the same 2 cores. repartition=false is the input of
+// every rule read from the source topics, as before repartitioning.
 func BenchmarkServiceEndToEnd(b *testing.B) {
-	for _, interval := range []time.Duration{10 * time.Millisecond, 100 * time.Millisecond} {
-		b.Run(fmt.Sprintf("txn=%v", interval), func(b *testing.B) {
+	for _, c := range []struct {
+		interval    time.Duration
+		repartition bool
+	}{{10 * time.Millisecond, true}, {10 * time.Millisecond, false}, {100 * time.Millisecond, true}} {
+		interval := c.interval
+		b.Run(fmt.Sprintf("txn=%v/repartition=%v", interval, c.repartition), func(b *testing.B) {
 			br := kafkatest.Start(b, kafkatest.Options{Partitions: 3})
 			recs, _ := genLines(b, gen.Options{Seed: 5, Rate: 10000, Duration: 50 * time.Second})
 			produce(b, kafkatest.Client(b, br, gen.ProducerOptions(kgo.SnappyCompression())...), recs)
@@ -28,6 +34,7 @@ func BenchmarkServiceEndToEnd(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				o := testOptions(b, br, fmt.Sprintf("bench-%d", i), "alerts")
 				o.TransactionInterval = interval
+				o.Repartition.Disabled = !c.repartition
 				svc, err := New(o)
 				if err != nil {
 					b.Fatal(err)

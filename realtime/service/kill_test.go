@@ -130,6 +130,7 @@ func TestKillNineExactlyOnce(t *testing.T) {
 	ref := start(t, testOptions(t, b, "ref", "alerts-ref"))
 	waitCaughtUp(t, b, "ref", time.Minute)
 	ref.shutdown(t)
+	t.Logf("reference run: %+v", ref.svc.Stats())
 	want, got := readAlerts(t, b, "alerts-ref"), readAlerts(t, b, "alerts")
 	t.Logf("%d attacks in the truth, %d alerts in the reference run, %d on the crashed run's topic", len(truth.Records), len(want), len(got))
 	compareAlerts(t, want, got)

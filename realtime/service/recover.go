@@ -68,6 +68,9 @@ func (s *Service) assignMinutes(owned map[string][]int32, committed map[tp]int64
 	}
 	late, ooo := s.lateness()
 	for t, ps := range owned {
+		if s.rp.internal[t] {
+			continue // the aggregates read source records only
+		}
 		for _, p := range ps {
 			var from time.Time
 			if _, ok := committed[tp{t, p}]; ok {
@@ -113,7 +116,11 @@ func (s *Service) recover(ctx context.Context, cl *kgo.Client) error {
 	n := 0
 	for t, ps := range owned {
 		for _, p := range ps {
-			eng.Assign(t, p, now)
+			if s.rp.internal[t] {
+				s.assignClocks(eng, rs, t, p, now)
+			} else {
+				eng.Assign(t, p, now)
+			}
 			n++
 		}
 	}
@@ -151,10 +158,21 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 		s.assignMinutes(owned, nil, 0)
 		return 0, nil // nothing consumed yet: nothing to rebuild
 	}
-	// Event time of the last record consumed in each partition.
+	// Event time of the last record consumed in each partition. A
+	// repartition partition's last committed offset is usually a
+	// transaction marker (nothing to probe there but a wait), and its
+	// records copy source records of about the same times, so the source
+	// partitions set the target when this instance has consumed any.
 	lastAt := map[tp]int64{}
 	for k, c := range committed {
-		lastAt[k] = c - 1
+		if !s.rp.internal[k.topic] {
+			lastAt[k] = c - 1
+		}
+	}
+	if len(lastAt) == 0 {
+		for k, c := range committed {
+			lastAt[k] = c - 1
+		}
 	}
 	last, err := s.probe(ctx, lastAt)
 	if err != nil {
@@ -163,6 +181,9 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 	minET, minTS := int64(math.MaxInt64), int64(math.MaxInt64)
 	for _, pr := range last {
 		minET, minTS = min(minET, pr.eventTime), min(minTS, pr.recordTime)
+	}
+	if minET == math.MaxInt64 {
+		return 0, errors.New("realtime/service: recover: no parseable record found in any partition")
 	}
 	hz := s.horizon(rs)
 	target := minET - int64(hz)
@@ -212,7 +233,9 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 		}
 		moved := false
 		for k, st := range check {
-			if pr, ok := first[k]; ok && pr.eventTime <= target {
+			if pr, ok := first[k]; ok && (pr.eventTime <= target || pr.eventTime == math.MaxInt64) {
+				// Before the target, or nothing parseable from st on
+				// (nothing there to replay).
 				continue
 			}
 			if step[k] == 0 {
@@ -282,7 +305,8 @@ type probed struct {
 }
 
 // probe reads the first parseable committed record at or after each
-// offset and returns its record and event time.
+// offset and returns its record and event time; a partition with none
+// gets the others' earliest, math.MaxInt64 when none had one.
 func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, error) {
 	parts := map[string]map[int32]kgo.Offset{}
 	for k, o := range at {
@@ -316,7 +340,11 @@ func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, er
 				return
 			}
 			got = true
-			rec, err := ps[r.Topic].Parse(r.Value)
+			p := s.parserFor(ps, r)
+			if p == nil {
+				return
+			}
+			rec, err := p.Parse(r.Value)
 			if err != nil {
 				return
 			}
@@ -344,13 +372,11 @@ func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, er
 			}
 		}
 	}
-	// Partitions with no record at all fall back to the others' times.
+	// Partitions with no record at all fall back to the others' times
+	// (math.MaxInt64 when no partition had one).
 	minET, minTS := int64(math.MaxInt64), int64(math.MaxInt64)
 	for _, p := range out {
 		minET, minTS = min(minET, p.eventTime), min(minTS, p.recordTime)
-	}
-	if minET == math.MaxInt64 {
-		return nil, errors.New("realtime/service: recover: no parseable record found in any partition")
 	}
 	for k, p := range out {
 		if p.eventTime == math.MaxInt64 {
@@ -461,8 +487,10 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 		open += len(ps)
 	}
 	var (
-		b        batch
-		n        int64
+		b       batch
+		n       int64
+		nearEnd = map[tp]bool{} // open repartition partitions read to c-2
+
 		scratch  []alert.Alert
 		idleFrom = time.Now()
 	)
@@ -474,6 +502,13 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			return n, fmt.Errorf("realtime/service: recover: replay: %w", ctx.Err())
 		}
 		if fs.NumRecords() == 0 {
+			if open == len(nearEnd) {
+				// Only repartition partitions are open, each read to
+				// just before its committed offset, where a
+				// transaction's marker (never delivered) may sit, and
+				// nothing more came: they are done.
+				break
+			}
 			if time.Since(idleFrom) > 4*recoverIdle {
 				s.log.Warn("recover: replay stopped short of the committed offsets (no more records)", "partitions_open", open)
 				break
@@ -489,8 +524,14 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 		for i, r := range b.recs {
 			k := tp{r.Topic, r.Partition}
 			c := committed[k]
+			if r.Offset == c-2 && s.rp.internal[k.topic] {
+				if _, ok := parts[k.topic][k.part]; ok {
+					nearEnd[k] = true
+				}
+			}
 			if r.Offset >= c-1 && parts[k.topic] != nil {
 				if _, ok := parts[k.topic][k.part]; ok {
+					delete(nearEnd, k)
 					delete(parts[k.topic], k.part)
 					open--
 					if rm == nil {
@@ -515,8 +556,16 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 				continue
 			}
 			r := b.recs[i]
-			scratch, _ = eng.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, scratch[:0])
-			n++
+			src, lane, ok := s.sourceOf(r, s.rp.internal[r.Topic])
+			if !ok {
+				continue
+			}
+			// Feed only: the repartition records of replayed source
+			// records were committed with them.
+			scratch, _ = eng.ProcessLane(rec, src, lane, now, scratch[:0])
+			if lane == 0 {
+				n++ // source records; repartition ones are copies
+			}
 		}
 		waitMinutes()
 		scratch = eng.Advance(now, scratch[:0])

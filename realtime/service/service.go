@@ -105,6 +105,10 @@ type Options struct {
 	// Run flushes it periodically and once more when it stops. Its
 	// allowed lateness must be the engine's.
 	Minutes *minutes.Aggregator
+	// Repartition re-keys the input of rules not keyed by the source
+	// topics' partition key through repartition topics (repartition.go),
+	// so that they are exact with several instances; on by default.
+	Repartition Repartition
 }
 
 // Stats counts what the service did.
@@ -117,7 +121,12 @@ type Stats struct {
 	Transactions  int64 // committed transactions
 	Aborts        int64 // aborted transactions (rebalances)
 	Rebuilds      int64
-	Replayed      int64 // records replayed by rebuilds
+	Replayed      int64 // source records replayed by rebuilds
+	// Forwarded counts repartition records produced (including those of
+	// aborted transactions, whose input is read again); Repartitioned
+	// the repartition records fed to the engine live.
+	Forwarded     int64
+	Repartitioned int64
 	// LastRecovery is how long the last rebuild took.
 	LastRecovery time.Duration
 }
@@ -146,7 +155,10 @@ type Service struct {
 	// only the loop touches it.
 	published map[string]int64
 
+	rp repartition
+
 	events, parseFail, late, alerts, dups, txns, aborts, rebuilds, replayed atomic.Int64
+	forwarded, repartitioned                                                atomic.Int64
 	lastRecovery                                                            atomic.Int64
 }
 
@@ -180,14 +192,10 @@ func New(o Options) (*Service, error) {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics()
 	}
-	eng, err := realtime.New(o.Rules, o.Engine)
-	if err != nil {
-		return nil, fmt.Errorf("realtime/service: %w", err)
-	}
 	if err := checkMinutes(o); err != nil {
 		return nil, err
 	}
-	s := &Service{o: o, log: o.Logger, m: o.Metrics, engine: eng, rs: o.Rules,
+	s := &Service{o: o, log: o.Logger, m: o.Metrics, rs: o.Rules,
 		sources: map[string]Source{}, topicDataset: map[string]string{},
 		owned: map[string]map[int32]bool{}, published: map[string]int64{}}
 	for _, src := range o.Sources {
@@ -197,6 +205,18 @@ func New(o Options) (*Service, error) {
 		s.sources[src.Topic] = src
 		s.topicDataset[src.Topic] = formatDataset[src.Format]
 	}
+	s.setupRepartition()
+	for t := range s.rp.internal {
+		if _, clash := s.sources[t]; clash {
+			return nil, fmt.Errorf("realtime/service: repartition topic %s is also a source topic", t)
+		}
+	}
+	s.o.Engine.Lane = s.laneOf
+	eng, err := realtime.New(o.Rules, s.o.Engine)
+	if err != nil {
+		return nil, fmt.Errorf("realtime/service: %w", err)
+	}
+	s.engine = eng
 	for range o.ParseWorkers {
 		ps := map[string]parse.Parser{}
 		for _, src := range o.Sources {
@@ -205,6 +225,13 @@ func New(o Options) (*Service, error) {
 				return nil, fmt.Errorf("realtime/service: topic %s: %w", src.Topic, err)
 			}
 			ps[src.Topic] = p
+			if k := formatParserKey + src.Format; s.rp.on && ps[k] == nil {
+				// Repartition records carry their format; a parser of
+				// its own, as parsers may keep per-stream state.
+				if ps[k], err = parse.New(src.Format, parse.Options{Location: time.UTC, MaxLineBytes: o.MaxLineBytes}); err != nil {
+					return nil, fmt.Errorf("realtime/service: format %s: %w", src.Format, err)
+				}
+			}
 		}
 		s.workers = append(s.workers, ps)
 	}
@@ -228,15 +255,23 @@ func (s *Service) Alerts() int64 { return s.alerts.Load() }
 func (s *Service) Stats() Stats {
 	return Stats{Events: s.events.Load(), ParseFailures: s.parseFail.Load(), Late: s.late.Load(), Alerts: s.alerts.Load(),
 		Duplicates: s.dups.Load(), Transactions: s.txns.Load(), Aborts: s.aborts.Load(), Rebuilds: s.rebuilds.Load(),
-		Replayed: s.replayed.Load(), LastRecovery: time.Duration(s.lastRecovery.Load())}
+		Replayed: s.replayed.Load(), LastRecovery: time.Duration(s.lastRecovery.Load()),
+		Forwarded: s.forwarded.Load(), Repartitioned: s.repartitioned.Load()}
 }
 
+// topics are the source topics.
 func (s *Service) topics() []string {
 	t := make([]string, 0, len(s.o.Sources))
 	for _, src := range s.o.Sources {
 		t = append(t, src.Topic)
 	}
 	return t
+}
+
+// inputs are the topics the group consumes: the source topics and the
+// repartition topics.
+func (s *Service) inputs() []string {
+	return append(s.topics(), s.repartitionTopics()...)
 }
 
 // clientOpts are the options of the group session.
@@ -250,7 +285,7 @@ func (s *Service) clientOpts() []kgo.Opt {
 		kgo.ConsumerGroup(s.o.Group),
 		kgo.InstanceID(s.o.TransactionalID),
 		kgo.SessionTimeout(s.o.SessionTimeout),
-		kgo.ConsumeTopics(s.topics()...),
+		kgo.ConsumeTopics(s.inputs()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ProducerLinger(0),
@@ -312,6 +347,9 @@ func (s *Service) ownedPartitions() map[string][]int32 {
 // restarted process continues exactly where this one stopped.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.checkCopartitioning(ctx); err != nil {
+		return err
+	}
+	if err := s.prepareRepartition(ctx); err != nil {
 		return err
 	}
 	sess, err := kgo.NewGroupTransactSession(s.clientOpts()...)
@@ -459,6 +497,14 @@ func (s *Service) Run(ctx context.Context) error {
 		for _, r := range b.late {
 			sess.Produce(ctx, r, promise)
 		}
+		// Repartition records go in the transaction of the input that
+		// produced them: exactly once, like the alerts.
+		for _, r := range b.fwd {
+			sess.Produce(ctx, r, promise)
+		}
+		if n := len(b.fwd); n > 0 {
+			s.forwarded.Add(int64(n))
+		}
 		if n := len(b.late); n > 0 {
 			s.late.Add(int64(n))
 		}
@@ -527,6 +573,7 @@ type batch struct {
 	recs   []*kgo.Record
 	parsed []schemas.Record // nil where the line did not parse
 	late   []*kgo.Record
+	fwd    []*kgo.Record // repartition records (live only)
 	n      int
 }
 
@@ -534,6 +581,8 @@ type batch struct {
 func (s *Service) parse(fetches kgo.Fetches, b *batch) {
 	b.recs = b.recs[:0]
 	b.late = b.late[:0]
+	clear(b.fwd)
+	b.fwd = b.fwd[:0]
 	fetches.EachRecord(func(r *kgo.Record) { b.recs = append(b.recs, r) })
 	b.n = len(b.recs)
 	b.parsed = slices.Grow(b.parsed[:0], b.n)[:b.n]
@@ -555,7 +604,7 @@ func (s *Service) parseRange(ps map[string]parse.Parser, b *batch, lo, hi int) {
 	for i := lo; i < hi; i++ {
 		r := b.recs[i]
 		b.parsed[i] = nil
-		p := ps[r.Topic]
+		p := s.parserFor(ps, r)
 		if p == nil {
 			continue
 		}
@@ -571,9 +620,11 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	var (
 		out             []alert.Alert
 		topic           string
+		internal        bool
 		tm              *topicMetrics
 		ev, fail, lateN int64
 		totEv, totFail  int64
+		totRep          int64
 	)
 	waitMinutes := s.addMinutes(b)
 	// Records come grouped by partition, so counters are added per run
@@ -584,7 +635,12 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			tm.parseFail.Add(float64(fail))
 			tm.late.Add(float64(lateN))
 		}
-		totEv, totFail = totEv+ev, totFail+fail
+		if internal {
+			totRep += ev
+		} else {
+			totEv += ev
+		}
+		totFail += fail
 		ev, fail, lateN = 0, 0, 0
 	}
 	for i, rec := range b.parsed {
@@ -592,22 +648,31 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		if r.Topic != topic {
 			flush()
 			topic, tm = r.Topic, s.m.topic(r.Topic)
+			internal = s.rp.internal[topic]
 		}
 		if rec == nil {
 			fail++
 			continue
 		}
+		src, lane, ok := s.sourceOf(r, internal)
+		if !ok {
+			fail++
+			continue
+		}
 		ev++
 		var isLate bool
-		out, isLate = s.engine.Process(rec, realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, now, out)
+		out, isLate = s.engine.ProcessLane(rec, src, lane, now, out)
+		if !isLate && !internal && len(s.rp.internal) > 0 {
+			b.fwd = s.appendForwards(b.fwd, rec, r)
+		}
 		if isLate {
 			lateN++
 			if s.o.LateTopic != "" {
 				b.late = append(b.late, &kgo.Record{Topic: s.o.LateTopic, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
 					Headers: []kgo.RecordHeader{
-						{Key: "source_topic", Value: []byte(r.Topic)},
-						{Key: "source_partition", Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-						{Key: "source_offset", Value: strconv.AppendInt(nil, r.Offset, 10)},
+						{Key: "source_topic", Value: []byte(src.Topic)},
+						{Key: "source_partition", Value: strconv.AppendInt(nil, int64(src.Partition), 10)},
+						{Key: "source_offset", Value: strconv.AppendInt(nil, src.Offset, 10)},
 						{Key: "reason", Value: fmt.Appendf(nil, "event time %s is more than the allowed lateness behind the watermark %s",
 							rec.EventTime().UTC().Format(time.RFC3339Nano), s.engine.Watermark().Format(time.RFC3339Nano))},
 					}})
@@ -616,6 +681,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	}
 	flush()
 	s.events.Add(totEv)
+	s.repartitioned.Add(totRep)
 	s.parseFail.Add(totFail)
 	waitMinutes()
 	out = s.engine.Advance(now, out)

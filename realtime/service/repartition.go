@@ -1,0 +1,384 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/lambdalog/lambdalog/realtime"
+	"github.com/lambdalog/lambdalog/realtime/rules"
+	"github.com/lambdalog/lambdalog/realtime/watermark"
+	"github.com/lambdalog/lambdalog/schemas"
+	"github.com/lambdalog/lambdalog/schemas/parse"
+)
+
+// Repartition configures how rules not keyed by the source topics'
+// partition key get their input. Producers key the source topics by
+// PartitionKey (the source address), so each instance of the group sees
+// every event of a source address but only some of a user's or a
+// destination's. Such rules read a repartition topic instead: the
+// instance that reads a source record whose dataset and filter match one
+// of them produces the raw line, keyed by the rule's key, to the topic of
+// that key, in the same transaction as the input offsets, and the group
+// consumes the repartition topics too. See docs/realtime.md,
+// "Repartitioning".
+type Repartition struct {
+	// Disabled feeds every rule from the source topics (exact only with
+	// one instance for rules keyed otherwise).
+	Disabled bool
+	// TopicPrefix names the repartition topics: prefix + key columns
+	// joined by "."; default Group + "-repartition-".
+	TopicPrefix string
+	// PartitionKey is the column the source topics are keyed by (default
+	// source_ip).
+	PartitionKey string
+}
+
+// Headers of a repartition record: where the line was first written, its
+// format and its Kafka timestamp (Unix ms; also the record's timestamp).
+const (
+	hdrTopic     = "source_topic"
+	hdrPartition = "source_partition"
+	hdrOffset    = "source_offset"
+	hdrTimestamp = "source_timestamp"
+	hdrFormat    = "format"
+)
+
+// repartition is the service's repartitioning state.
+type repartition struct {
+	on     bool
+	key    string
+	prefix string
+	// topics are the repartition topics, by key columns, fixed at New
+	// from the initial rules: a reload that brings a new key runs it on
+	// the source topics (lane 0) until a restart.
+	topics   map[string]string
+	internal map[string]bool // repartition topic names
+	// srcParts are the source topics' partition counts, read at start.
+	srcParts map[string]int32
+	// fwd routes a dataset's records to repartition topics; built from
+	// fwdRules, rebuilt when the rules change. Only the loop touches it.
+	fwdRules *rules.RuleSet
+	fwd      map[string][]fwdGroup
+	// clocks caches watermark partition names (loop only).
+	clocks map[clockKey]string
+}
+
+// fwdGroup is the lane-1 rules of one dataset sharing one key, hence one
+// repartition topic.
+type fwdGroup struct {
+	topic string
+	rules []*rules.Rule
+}
+
+type clockKey struct {
+	topic  string
+	part   int32
+	origin string
+}
+
+func keyCols(r *rules.Rule) string { return strings.Join(r.Key, ".") }
+
+// setupRepartition fills s.rp from the options and the initial rules.
+func (s *Service) setupRepartition() {
+	o := s.o.Repartition
+	s.rp = repartition{on: !o.Disabled, key: o.PartitionKey, prefix: o.TopicPrefix,
+		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}}
+	if s.rp.key == "" {
+		s.rp.key = "source_ip"
+	}
+	if s.rp.prefix == "" {
+		s.rp.prefix = s.o.Group + "-repartition-"
+	}
+	if !s.rp.on {
+		return
+	}
+	for _, r := range s.o.Rules.Rules {
+		if r.Kind == rules.Sequence || (len(r.Key) == 1 && r.Key[0] == s.rp.key) {
+			continue
+		}
+		t := s.rp.prefix + keyCols(r)
+		s.rp.topics[keyCols(r)] = t
+		s.rp.internal[t] = true
+	}
+}
+
+// laneOf is the engine's Options.Lane: rules keyed by the partition key,
+// and sequence rules (which need both steps of a key in one instance and
+// rely on co-partitioned source topics), read the source topics (lane 0);
+// the others their repartition topic (lane 1).
+func (s *Service) laneOf(r *rules.Rule) int {
+	if !s.rp.on || r.Kind == rules.Sequence {
+		return 0
+	}
+	if _, ok := s.rp.topics[keyCols(r)]; ok {
+		return 1
+	}
+	return 0
+}
+
+// repartitionTopics lists the repartition topics, sorted.
+func (s *Service) repartitionTopics() []string {
+	var ts []string
+	for t := range s.rp.internal {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// prepareRepartition reads the source topics' partition counts and makes
+// sure each repartition topic exists: a missing one is created with the
+// partition count of the largest source topic (broker default
+// replication); an existing one with no partition is refused. In
+// production create them ahead with that count and the source topics'
+// retention, like the source topics.
+func (s *Service) prepareRepartition(ctx context.Context) error {
+	if !s.rp.on {
+		return nil
+	}
+	// A short metadata age: a topic just created shows at the next look.
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.o.Client...), kgo.MetadataMinAge(50*time.Millisecond))...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: kafka: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	src, err := adm.ListTopics(mctx, s.topics()...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: source topic metadata: %w", err)
+	}
+	most := int32(1)
+	for _, t := range s.topics() {
+		if d, ok := src[t]; ok && d.Err == nil {
+			s.rp.srcParts[t] = int32(len(d.Partitions))
+			most = max(most, int32(len(d.Partitions)))
+		}
+	}
+	ts := s.repartitionTopics()
+	if len(ts) == 0 {
+		return nil
+	}
+	have, err := adm.ListTopics(mctx, ts...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: repartition topic metadata: %w", err)
+	}
+	for _, t := range ts {
+		if d, ok := have[t]; ok && d.Err == nil {
+			continue
+		}
+		resp, err := adm.CreateTopic(mctx, most, -1, nil, t)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
+			return fmt.Errorf("realtime/service: create repartition topic %s: %w", t, err)
+		}
+		s.log.Info("created repartition topic", "topic", t, "partitions", most)
+	}
+	// A created topic takes a moment to show in the metadata.
+	for {
+		have, err = adm.ListTopics(mctx, ts...)
+		if err != nil {
+			return fmt.Errorf("realtime/service: repartition topic metadata: %w", err)
+		}
+		if !slices.ContainsFunc(ts, func(t string) bool { d, ok := have[t]; return !ok || d.Err != nil || len(d.Partitions) == 0 }) {
+			break
+		}
+		select {
+		case <-mctx.Done():
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	for _, t := range ts {
+		d, ok := have[t]
+		if !ok || d.Err != nil || len(d.Partitions) == 0 {
+			return fmt.Errorf("realtime/service: repartition topic %s has no partitions (create it with %d, the largest source topic's count)", t, most)
+		}
+		if n := int32(len(d.Partitions)); n != most {
+			s.log.Warn("repartition topic partition count differs from the largest source topic's: it bounds how many instances share those rules", "topic", t, "partitions", n, "want", most)
+		}
+	}
+	return nil
+}
+
+// forwards returns the lane-1 routing of rs, rebuilding it after a reload.
+func (s *Service) forwards(rs *rules.RuleSet) map[string][]fwdGroup {
+	if s.rp.fwdRules == rs {
+		return s.rp.fwd
+	}
+	fwd := map[string][]fwdGroup{}
+	for _, r := range rs.Rules {
+		if s.laneOf(r) != 1 {
+			continue
+		}
+		t := s.rp.topics[keyCols(r)]
+		gs := fwd[r.Dataset]
+		i := slices.IndexFunc(gs, func(g fwdGroup) bool { return g.topic == t })
+		if i < 0 {
+			gs = append(gs, fwdGroup{topic: t})
+			i = len(gs) - 1
+		}
+		gs[i].rules = append(gs[i].rules, r)
+		fwd[r.Dataset] = gs
+	}
+	s.rp.fwdRules, s.rp.fwd = rs, fwd
+	return fwd
+}
+
+// appendForwards appends the repartition records of source record r
+// (parsed as rec): one per repartition topic with a rule whose filter the
+// record matches and whose key it has. The caller holds s.mu.
+func (s *Service) appendForwards(dst []*kgo.Record, rec schemas.Record, r *kgo.Record) []*kgo.Record {
+	gs := s.forwards(s.rs)[rec.Dataset()]
+	for _, g := range gs {
+		var hit *rules.Rule
+		for _, ru := range g.rules {
+			if ru.Where.Empty() || ru.Where.Match(rec) {
+				hit = ru
+				break
+			}
+		}
+		if hit == nil {
+			continue
+		}
+		var key []byte
+		if k, ok := hit.Key1(rec); ok {
+			key = []byte(k)
+		} else if k, ok := hit.AppendKey(nil, rec); ok && len(k) > 0 {
+			key = k
+		} else {
+			continue
+		}
+		dst = append(dst, &kgo.Record{Topic: g.topic, Key: key, Value: r.Value, Timestamp: r.Timestamp,
+			Headers: []kgo.RecordHeader{
+				{Key: hdrTopic, Value: []byte(r.Topic)},
+				{Key: hdrPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+				{Key: hdrOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+				{Key: hdrTimestamp, Value: strconv.AppendInt(nil, r.Timestamp.UnixMilli(), 10)},
+				{Key: hdrFormat, Value: []byte(s.sources[r.Topic].Format)},
+			}})
+	}
+	return dst
+}
+
+// header returns the value of header k of r.
+func header(r *kgo.Record, k string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == k {
+			return h.Value
+		}
+	}
+	return nil
+}
+
+// atoi parses a decimal header without allocating; ok is false on
+// anything else.
+func atoi(b []byte) (n int64, ok bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// origin is the engine source of repartition record r: its original
+// position (what alert samples name) and the watermark partition it is
+// tracked under, one per (repartition partition, origin partition): the
+// instances owning the origin partitions interleave their records in a
+// repartition partition, each in its origin's order, so each keeps the
+// out-of-orderness bound of its origin. ok is false when the headers are
+// not a repartition record's.
+func (s *Service) origin(r *kgo.Record) (realtime.Source, bool) {
+	src, ok := s.sources[string(header(r, hdrTopic))]
+	if !ok {
+		return realtime.Source{}, false
+	}
+	p, ok1 := atoi(header(r, hdrPartition))
+	o, ok2 := atoi(header(r, hdrOffset))
+	if !ok1 || !ok2 {
+		return realtime.Source{}, false
+	}
+	return realtime.Source{Topic: src.Topic, Partition: int32(p), Offset: o,
+		Clock: watermark.Partition{Topic: s.clockName(r.Topic, r.Partition, src.Topic), Partition: int32(p)}}, true
+}
+
+func (s *Service) clockName(topic string, part int32, origin string) string {
+	k := clockKey{topic, part, origin}
+	if n, ok := s.rp.clocks[k]; ok {
+		return n
+	}
+	n := topic + "/" + strconv.Itoa(int(part)) + "<-" + origin
+	s.rp.clocks[k] = n
+	return n
+}
+
+// assignClocks registers with eng the watermark partitions of an owned
+// repartition partition: one per partition of each source topic that
+// feeds it, so that an instance that has not forwarded yet holds the
+// watermark back (until the idle timeout) instead of finding its records
+// late.
+func (s *Service) assignClocks(eng *realtime.Engine, rs *rules.RuleSet, topic string, part int32, now time.Time) {
+	for ds, gs := range s.forwards(rs) {
+		if !slices.ContainsFunc(gs, func(g fwdGroup) bool { return g.topic == topic }) {
+			continue
+		}
+		for t, d := range s.topicDataset {
+			if d != ds && d != "" {
+				continue
+			}
+			for q := range s.rp.srcParts[t] {
+				eng.Assign(s.clockName(topic, part, t), q, now)
+			}
+		}
+	}
+}
+
+// sourceOf is the engine source and lane of record r of the poll;
+// internal says whether r.Topic is a repartition topic. ok is false for
+// a repartition record with broken headers, which is skipped.
+func (s *Service) sourceOf(r *kgo.Record, internal bool) (src realtime.Source, lane int, ok bool) {
+	if !internal {
+		return realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, 0, true
+	}
+	src, ok = s.origin(r)
+	return src, 1, ok
+}
+
+// parserFor is the parser of record r among a worker's parsers: by topic
+// for a source record, by the format header for a repartition record.
+func (s *Service) parserFor(ps map[string]parse.Parser, r *kgo.Record) parse.Parser {
+	if p := ps[r.Topic]; p != nil {
+		return p
+	}
+	if !s.rp.internal[r.Topic] {
+		return nil
+	}
+	return ps[formatParserKey+string(header(r, hdrFormat))]
+}
+
+// formatParserKey prefixes the per-format parsers of a worker, which no
+// topic name can collide with.
+const formatParserKey = "\x00format:"
