@@ -66,9 +66,13 @@ type repartition struct {
 	// fwdRules, rebuilt when the rules change. Only the loop touches it.
 	fwdRules *rules.RuleSet
 	fwd      map[string][]fwdGroup
-	// clocks caches watermark partition names (loop only).
+	// clocks caches watermark partition names, names the header values
+	// of each source topic (loop only).
 	clocks map[clockKey]string
+	names  map[string]topicNames
 }
+
+type topicNames struct{ topic, format []byte }
 
 // fwdGroup is the lane-1 rules of one dataset sharing one key, hence one
 // repartition topic.
@@ -89,7 +93,7 @@ func keyCols(r *rules.Rule) string { return strings.Join(r.Key, ".") }
 func (s *Service) setupRepartition() {
 	o := s.o.Repartition
 	s.rp = repartition{on: !o.Disabled, key: o.PartitionKey, prefix: o.TopicPrefix,
-		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}}
+		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}, names: map[string]topicNames{}}
 	if s.rp.key == "" {
 		s.rp.key = "source_ip"
 	}
@@ -260,13 +264,27 @@ func (s *Service) appendForwards(dst []*kgo.Record, rec schemas.Record, r *kgo.R
 		} else {
 			continue
 		}
+		// The three numbers share one buffer, and the topic and format
+		// values are shared by every record of the topic (the producer
+		// only reads them): fewer allocations per forwarded record.
+		num := make([]byte, 0, 48)
+		num = strconv.AppendInt(num, int64(r.Partition), 10)
+		np := len(num)
+		num = strconv.AppendInt(num, r.Offset, 10)
+		no := len(num)
+		num = strconv.AppendInt(num, r.Timestamp.UnixMilli(), 10)
+		names := s.rp.names[r.Topic]
+		if names.topic == nil {
+			names = topicNames{topic: []byte(r.Topic), format: []byte(s.sources[r.Topic].Format)}
+			s.rp.names[r.Topic] = names
+		}
 		dst = append(dst, &kgo.Record{Topic: g.topic, Key: key, Value: r.Value, Timestamp: r.Timestamp,
 			Headers: []kgo.RecordHeader{
-				{Key: hdrTopic, Value: []byte(r.Topic)},
-				{Key: hdrPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-				{Key: hdrOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
-				{Key: hdrTimestamp, Value: strconv.AppendInt(nil, r.Timestamp.UnixMilli(), 10)},
-				{Key: hdrFormat, Value: []byte(s.sources[r.Topic].Format)},
+				{Key: hdrTopic, Value: names.topic},
+				{Key: hdrPartition, Value: num[:np:np]},
+				{Key: hdrOffset, Value: num[np:no:no]},
+				{Key: hdrTimestamp, Value: num[no:]},
+				{Key: hdrFormat, Value: names.format},
 			}})
 	}
 	return dst

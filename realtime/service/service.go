@@ -286,6 +286,11 @@ func (s *Service) clientOpts() []kgo.Opt {
 		kgo.InstanceID(s.o.TransactionalID),
 		kgo.SessionTimeout(s.o.SessionTimeout),
 		kgo.ConsumeTopics(s.inputs()...),
+		// Range assigns partition i of every topic with the same count to
+		// the same member, which sequence rules need (both steps of an
+		// address in one instance); the default cooperative-sticky
+		// balancer balances over all topic-partitions and splits them.
+		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
 		kgo.ProducerLinger(0),
