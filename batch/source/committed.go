@@ -66,10 +66,15 @@ func (c *Committed) Files(ctx context.Context, dataset string, from, to time.Tim
 	return out, nil
 }
 
-// Watermark implements Source: the minimum committed watermark over the
-// partitions that hold data. A partition that never received a record has
-// nothing to wait for; one that went quiet holds the watermark back until
-// it commits again (docs/exactly-once.md, idle partitions).
+// Watermark implements Source: the minimum committed watermark over every
+// partition in the commit state, claimed ones included. A partition whose
+// owner has claimed it but not committed yet holds the watermark at zero:
+// records may be in Kafka that no file holds yet (counting only partitions
+// with commits let a day's first hours load while other partitions still
+// held their records: the dev platform's seeded history showed it). A
+// partition that never receives a record is released by the consumer's
+// idle heartbeat, as is one that went quiet (docs/exactly-once.md, idle
+// partitions).
 func (c *Committed) Watermark(ctx context.Context) (time.Time, error) {
 	st, ok, err := c.state(ctx)
 	if err != nil {
@@ -81,9 +86,6 @@ func (c *Committed) Watermark(ctx context.Context) (time.Time, error) {
 	var wm time.Time
 	first := true
 	for _, p := range st.Partitions {
-		if p.Next == 0 {
-			continue
-		}
 		if first || p.Watermark.Before(wm) {
 			wm, first = p.Watermark, false
 		}

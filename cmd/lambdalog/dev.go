@@ -126,6 +126,11 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	e.cfg.Batch.HTTP = ""
 	// Data becomes visible in seconds in dev, not at production roll sizes.
 	e.cfg.Dataset.RollInterval = config.Duration(10 * time.Second)
+	// The batch layer catches up from yesterday (the seeded day of
+	// history) and re-checks a not-yet-complete dataset every few seconds,
+	// so the dashboard's history shows within a couple of minutes.
+	e.cfg.Batch.PollInterval = config.Duration(3 * time.Second)
+	e.cfg.Batch.CatchUpHorizon = config.Duration(time.Since(time.Now().UTC().Truncate(24*time.Hour).Add(-24*time.Hour)) + time.Minute)
 	e.cfg.Dataset.URL = "file://" + filepath.ToSlash(filepath.Join(abs, "dataset"))
 	st.set(func(s *devStatus) { s.brokerAddr = b.Addr() })
 	log.Info("embedded broker up", "addr", b.Addr(), "data", filepath.Join(abs, "kafka"))
@@ -356,10 +361,6 @@ func runDevGen(ctx context.Context, e *env, rate int) error {
 	if err != nil {
 		return err
 	}
-	g, err := gen.New(gen.Options{Seed: uint64(time.Now().UnixNano()), Rate: float64(rate), Start: time.Now().UTC(), Topics: topics, Pace: true, Logger: e.log})
-	if err != nil {
-		return err
-	}
 	kopts, err := kafkaconf.ClientOptions(e.cfg.Kafka)
 	if err != nil {
 		return err
@@ -370,6 +371,13 @@ func runDevGen(ctx context.Context, e *env, rate int) error {
 	}
 	defer cl.Close()
 	sink := gen.NewKafkaSink(cl)
+	if err := seedDevHistory(ctx, e, cl, sink, topics); err != nil {
+		return err
+	}
+	g, err := gen.New(gen.Options{Seed: uint64(time.Now().UnixNano()), Rate: float64(rate), Start: time.Now().UTC(), Topics: topics, Pace: true, Logger: e.log})
+	if err != nil {
+		return err
+	}
 	_, err = g.Run(ctx, sink)
 	flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -377,6 +385,50 @@ func runDevGen(ctx context.Context, e *env, rate int) error {
 		err = ferr
 	}
 	return err
+}
+
+// devHistoryEvents is the size of the day of history a fresh dev platform
+// starts with.
+const devHistoryEvents = 200_000
+
+// seedDevHistory gives a fresh dev platform (empty source topics) one day
+// of past traffic, yesterday in UTC, produced before the live traffic: the
+// consumer writes it to yesterday's partitions, and the batch scheduler's
+// catch-up loads it and computes yesterday's reports once the dataset's
+// watermark has passed the day, so the dashboard's historical charts have
+// data within a couple of minutes instead of after the first night. A
+// restarted platform (topics not empty) keeps what it has.
+func seedDevHistory(ctx context.Context, e *env, cl *kgo.Client, sink *gen.KafkaSink, topics [gen.NumDatasets]string) error {
+	sources := make([]string, 0, len(topics))
+	for _, t := range topics {
+		if t != "" {
+			sources = append(sources, t)
+		}
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, sources...)
+	if err != nil {
+		return fmt.Errorf("history: end offsets: %w", err)
+	}
+	var existing int64
+	ends.Each(func(o kadm.ListedOffset) { existing += max(o.Offset, 0) })
+	if existing > 0 {
+		return nil
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour).Add(-24 * time.Hour)
+	g, err := gen.New(gen.Options{Seed: uint64(day.Unix()), Count: devHistoryEvents, Rate: devHistoryEvents / 86400.0,
+		Start: day, AttackEvery: 10 * time.Minute, Topics: topics, Logger: e.log})
+	if err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	start := time.Now()
+	if _, err := g.Run(ctx, sink); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	if err := sink.Flush(ctx); err != nil {
+		return fmt.Errorf("history: %w", err)
+	}
+	e.log.Info("seeded one day of history", "day", day.Format(time.DateOnly), "events", devHistoryEvents, "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 func pingKafka(ctx context.Context, addr string) error {
