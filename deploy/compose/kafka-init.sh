@@ -9,6 +9,12 @@ CC=/run/secrets/kafka_admin_client
 BIN=/opt/kafka/bin
 PARTITIONS=${PARTITIONS:-12}
 TOPICS=(auth firewall ids web alerts late-events quarantine)
+# The speed layer's internal repartition topics (docs/realtime.md,
+# Repartitioning): one per key of the default rules not keyed by the source
+# address, named <realtime group>-repartition-<key>, with the source topics'
+# partition count. Created here with production replication so the service
+# does not create them with the broker defaults.
+TOPICS+=(lambdalog-realtime-repartition-user_name lambdalog-realtime-repartition-destination_ip)
 
 for t in "${TOPICS[@]}"; do
   "$BIN/kafka-topics.sh" --bootstrap-server "$BS" --command-config "$CC" \
