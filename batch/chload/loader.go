@@ -33,7 +33,8 @@ type Loader struct {
 	// noClusterReplace remembers that the server refused REPLACE
 	// PARTITION ON CLUSTER (swapShards).
 	noClusterReplace atomic.Bool
-	// FlushRows is the block size of event inserts (default 262144).
+	// FlushRows is the block size of event inserts (default 65536: the
+	// same load speed as 262144 here, with a third less peak memory).
 	FlushRows int
 }
 
@@ -42,7 +43,7 @@ func New(db *chdb.DB, logger *slog.Logger) *Loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Loader{db: db, log: logger, now: time.Now, FlushRows: 1 << 18}
+	return &Loader{db: db, log: logger, now: time.Now, FlushRows: 1 << 16}
 }
 
 // DB is the loader's database.

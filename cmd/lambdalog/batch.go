@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -183,6 +184,7 @@ func batchStorageOptions(e *env) storage.Options {
 }
 
 func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
+	setBatchMemoryLimit(e)
 	dsLoc, err := time.LoadLocation(e.cfg.Dataset.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("batch: dataset.timezone: %w", err)
@@ -381,4 +383,16 @@ func batchSchedule(ctx context.Context, e *env, b *batchEnv, all map[string]sche
 		err = nil
 	}
 	return errors.Join(err, werr)
+}
+
+// setBatchMemoryLimit applies batch.memory_limit_mib as the Go runtime's
+// soft memory limit unless GOMEMLIMIT is set. A batch run's live heap is
+// its aggregation state and insert blocks; without a limit the default
+// GOGC lets the heap grow to about twice that before collecting, which is
+// what drove its peak RSS over the deployment's memory request in the soak.
+func setBatchMemoryLimit(e *env) {
+	if os.Getenv("GOMEMLIMIT") != "" || e.cfg.Batch.MemoryLimitMiB <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(int64(e.cfg.Batch.MemoryLimitMiB) << 20)
 }

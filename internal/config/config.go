@@ -164,6 +164,7 @@ type Batch struct {
 	HTTP            string     `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz of batch schedule"`
 	Compute         string     `yaml:"compute" doc:"where the reports job aggregates: go (Arrow over the Parquet files) or clickhouse (INSERT ... SELECT over the event tables, after load-events)"`
 	LeaseTTL        Duration   `yaml:"lease_ttl" doc:"batch run --split: how long a worker's claim on a (job, interval) lasts without renewal; a dead worker's unit is taken over after this"`
+	MemoryLimitMiB  int        `yaml:"memory_limit_mib" doc:"soft memory limit of batch processes in MiB: the Go GC collects harder as the heap nears it, so peak RSS stays near the live data (a GOMEMLIMIT environment variable wins); 0: none"`
 }
 
 // Schedule is one cron schedule of a batch job.
@@ -276,6 +277,7 @@ func Default() *Config {
 			HTTP:            "127.0.0.1:9466",
 			Compute:         "go",
 			LeaseTTL:        Duration(10 * time.Minute),
+			MemoryLimitMiB:  768,
 		},
 		Serve:   Serve{Listen: "127.0.0.1:8080", QueryTimeout: Duration(30 * time.Second), MaxRows: 100_000, RateLimit: 20, RateBurst: 60},
 		Metrics: Metrics{RateLimit: 10, RateBurst: 30},

@@ -218,6 +218,7 @@ func (c *Config) Validate() []Problem {
 		add("batch.compute", fmt.Sprintf("unknown compute mode %q: want go or clickhouse", c.Batch.Compute))
 	}
 	positive(&ps, "batch.lease_ttl", int64(c.Batch.LeaseTTL))
+	nonNegative(&ps, "batch.memory_limit_mib", int64(c.Batch.MemoryLimitMiB))
 	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
 		add("clickhouse.replicated", "needs clickhouse.cluster")
 	}
