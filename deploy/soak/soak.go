@@ -1064,7 +1064,7 @@ func (p *platform) reportFaults() {
 			continue
 		}
 		p.sum.add(check, fmt.Sprintf("x%d, max %v, mean %v (slowest: %s)", len(rs), worst.Round(time.Millisecond),
-			(sum/time.Duration(len(rs))).Round(time.Millisecond), slowest.detail), bound, worst <= p.o.RecoveryBound)
+			(sum/time.Duration(len(rs))).Round(time.Millisecond), slowest.detail), bound, worst <= limit)
 	}
 }
 
