@@ -45,7 +45,10 @@ func devCommand() *command {
 DIR/kafka), a private ClickHouse server (DIR/clickhouse, on free ports), and
 every layer that has landed: the traffic generator with attacks mixed in, the
 speed layer, the exactly-once consumer into DIR/dataset, the batch scheduler
-and the serving API with its dashboard. A status line every second shows
+and the serving API with its dashboard. On a fresh DIR the generator first
+produces one day of history (yesterday, UTC, 200,000 events) that the batch
+scheduler catches up at once, so the dashboard's historical reports have
+data within a couple of minutes. A status line every second shows
 events/s in, alerts fired, Parquet files committed, the last batch run and
 the dashboard URL. Layers that have not landed are listed as "not built"; dev
 never fakes their output.
