@@ -122,8 +122,28 @@ func BenchmarkNightly(b *testing.B) {
 	if _, err := l.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
+	// settled waits for the server's background merges of the loaded
+	// parts, which are part of what an insert costs it.
+	settled := func(b *testing.B) {
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			var n uint64
+			if err := db.QueryRow(ctx, "SELECT count() FROM system.merges").Scan(&n); err != nil {
+				b.Fatal(err)
+			}
+			if n == 0 {
+				return
+			}
+		}
+		b.Fatal("merges still running after 2 minutes")
+	}
 	b.Run("clickhouse/load-events", func(b *testing.B) {
 		var rows int64
+		settled(b)
+		srvCPU0, err := procCPU(srv.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cliCPU0 := selfCPU()
 		for i := 0; i < b.N; i++ {
 			rows = 0
 			for _, ds := range reports.ReportDatasets() {
@@ -138,6 +158,16 @@ func BenchmarkNightly(b *testing.B) {
 			b.Fatalf("loaded %d rows, want %d", rows, n)
 		}
 		perCore(b, rows)
+		cliCPU := selfCPU() - cliCPU0
+		b.StopTimer()
+		settled(b)
+		srvCPU1, err := procCPU(srv.Pid())
+		if err != nil {
+			b.Fatal(err)
+		}
+		all := float64(rows) * float64(b.N)
+		b.ReportMetric(float64(cliCPU.Nanoseconds())/all, "client-cpu-ns/row")
+		b.ReportMetric(float64((srvCPU1-srvCPU0).Nanoseconds())/all, "server-cpu-ns/row")
 	})
 	b.Run("clickhouse/nightly-reports", func(b *testing.B) {
 		var sqls []string
