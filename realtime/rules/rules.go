@@ -737,6 +737,32 @@ func (r *Rule) Datasets() []string {
 	return []string{r.Dataset}
 }
 
+// Columns lists the columns the rule reads (filters, key, field, in
+// every step), each once, in first-use order. The service uses it to know
+// which columns a forwarded record must carry.
+func (r *Rule) Columns() []string {
+	var out []string
+	add := func(c string) {
+		if c != "" && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	filter := func(f Filter) {
+		for i := range f.conds {
+			add(f.conds[i].field)
+		}
+	}
+	filter(r.Where)
+	for _, k := range r.Key {
+		add(k)
+	}
+	add(r.Field)
+	for _, st := range r.Steps {
+		filter(st.Where)
+	}
+	return out
+}
+
 // AppendKey appends rec's key to dst: the key columns' values joined by
 // 0x1f. ok is false when a key column is empty (the event cannot be
 // attributed, e.g. a PAM line without a source address).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,5 +285,41 @@ func TestLoadMaxRefusesOversizedFiles(t *testing.T) {
 	}
 	if rs, err := LoadMax(p, 2*MaxFileBytes); err != nil || len(rs.Rules) != 7 {
 		t.Errorf("LoadMax with a 2 MiB limit: %v", err)
+	}
+}
+
+// TestColumns: every column a rule reads, each once, from its filter, key,
+// field and sequence steps.
+func TestColumns(t *testing.T) {
+	rs, err := Parse([]byte(`version: 1
+rules:
+  - id: a
+    kind: value_count
+    dataset: firewall
+    where: [{field: event_action, eq: deny}, {field: destination_port, gte: 1}, {field: event_action, eq: drop, not: true}]
+    key: [destination_ip, network_transport]
+    field: source_ip
+    window: 10s
+    threshold: 3
+  - id: b
+    kind: sequence
+    key: source_ip
+    within: 60s
+    steps:
+      - dataset: ids
+        where: [{field: rule_category, eq: x}]
+      - dataset: auth
+        where: [{field: event_outcome, eq: success}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range [][]string{
+		{"event_action", "destination_port", "destination_ip", "network_transport", "source_ip"},
+		{"source_ip", "rule_category", "event_outcome"},
+	} {
+		if got := rs.Rules[i].Columns(); !slices.Equal(got, want) {
+			t.Errorf("rule %s: columns %v, want %v", rs.Rules[i].ID, got, want)
+		}
 	}
 }

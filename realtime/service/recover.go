@@ -340,11 +340,7 @@ func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, er
 				return
 			}
 			got = true
-			p := s.parserFor(ps, r)
-			if p == nil {
-				return
-			}
-			rec, err := p.Parse(r.Value)
+			rec, _, err := s.parseRecord(ps, r)
 			if err != nil {
 				return
 			}
@@ -543,10 +539,10 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			if r.Offset >= c {
 				continue
 			}
-			b.recs[j], b.parsed[j] = r, b.parsed[i]
+			b.recs[j], b.parsed[j], b.orig[j] = r, b.parsed[i], b.orig[i]
 			j++
 		}
-		b.recs, b.parsed = b.recs[:j], b.parsed[:j]
+		b.recs, b.parsed, b.orig = b.recs[:j], b.parsed[:j], b.orig[:j]
 		// Unlike alerts, the aggregates need the replayed events: they
 		// rebuild the open minutes whole.
 		waitMinutes := s.addMinutes(&b)
@@ -556,7 +552,7 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 				continue
 			}
 			r := b.recs[i]
-			src, lane, ok := s.sourceOf(r, s.rp.internal[r.Topic])
+			src, lane, ok := s.sourceOf(r, s.rp.internal[r.Topic], b.orig[i])
 			if !ok {
 				continue
 			}

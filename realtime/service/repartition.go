@@ -40,13 +40,14 @@ type Repartition struct {
 	PartitionKey string
 }
 
-// Headers of a repartition record: where the line was first written, its
-// format and its Kafka timestamp (Unix ms; also the record's timestamp).
+// Headers of a repartition record of the first version (the raw line,
+// before rpcodec.go): where the line was first written and its format.
+// Still read, so that a replay after an upgrade reads what the previous
+// version forwarded.
 const (
 	hdrTopic     = "source_topic"
 	hdrPartition = "source_partition"
 	hdrOffset    = "source_offset"
-	hdrTimestamp = "source_timestamp"
 	hdrFormat    = "format"
 )
 
@@ -65,14 +66,21 @@ type repartition struct {
 	// fwd routes a dataset's records to repartition topics; built from
 	// fwdRules, rebuilt when the rules change. Only the loop touches it.
 	fwdRules *rules.RuleSet
-	fwd      map[string][]fwdGroup
-	// clocks caches watermark partition names, names the header values
-	// of each source topic (loop only).
+	fwd      map[string]*fwdRoute
+	// schemas encode and decode forwarded records (rpcodec.go).
+	schemas map[string]*rpSchema
+	// clocks caches watermark partition names (loop only).
 	clocks map[clockKey]string
-	names  map[string]topicNames
 }
 
-type topicNames struct{ topic, format []byte }
+// fwdRoute is where a dataset's records go: its repartition topics and
+// whether a rule there reads the raw line (then the line is forwarded
+// too).
+type fwdRoute struct {
+	groups   []fwdGroup
+	original bool
+	schema   *rpSchema
+}
 
 // fwdGroup is the lane-1 rules of one dataset sharing one key, hence one
 // repartition topic.
@@ -93,7 +101,7 @@ func keyCols(r *rules.Rule) string { return strings.Join(r.Key, ".") }
 func (s *Service) setupRepartition() {
 	o := s.o.Repartition
 	s.rp = repartition{on: !o.Disabled, key: o.PartitionKey, prefix: o.TopicPrefix,
-		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}, names: map[string]topicNames{}}
+		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}}
 	if s.rp.key == "" {
 		s.rp.key = "source_ip"
 	}
@@ -217,35 +225,51 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 }
 
 // forwards returns the lane-1 routing of rs, rebuilding it after a reload.
-func (s *Service) forwards(rs *rules.RuleSet) map[string][]fwdGroup {
+func (s *Service) forwards(rs *rules.RuleSet) map[string]*fwdRoute {
 	if s.rp.fwdRules == rs {
 		return s.rp.fwd
 	}
-	fwd := map[string][]fwdGroup{}
+	fwd := map[string]*fwdRoute{}
 	for _, r := range rs.Rules {
 		if s.laneOf(r) != 1 {
 			continue
 		}
 		t := s.rp.topics[keyCols(r)]
-		gs := fwd[r.Dataset]
-		i := slices.IndexFunc(gs, func(g fwdGroup) bool { return g.topic == t })
-		if i < 0 {
-			gs = append(gs, fwdGroup{topic: t})
-			i = len(gs) - 1
+		rt := fwd[r.Dataset]
+		if rt == nil {
+			rt = &fwdRoute{schema: s.rp.schemas[r.Dataset]}
+			fwd[r.Dataset] = rt
 		}
-		gs[i].rules = append(gs[i].rules, r)
-		fwd[r.Dataset] = gs
+		i := slices.IndexFunc(rt.groups, func(g fwdGroup) bool { return g.topic == t })
+		if i < 0 {
+			rt.groups = append(rt.groups, fwdGroup{topic: t})
+			i = len(rt.groups) - 1
+		}
+		rt.groups[i].rules = append(rt.groups[i].rules, r)
+		rt.original = rt.original || slices.Contains(r.Columns(), "event_original")
 	}
 	s.rp.fwdRules, s.rp.fwd = rs, fwd
 	return fwd
 }
 
+// fwdSlab is how much memory the repartition records of a poll take at
+// a time: keys, values and record structs are carved from chunks instead
+// of allocated one by one. A chunk is never written again once handed
+// out (the producer reads the records until their transaction ends), so
+// a new chunk replaces a full one rather than reusing it.
+const fwdSlab = 64 << 10
+
 // appendForwards appends the repartition records of source record r
 // (parsed as rec): one per repartition topic with a rule whose filter the
-// record matches and whose key it has. The caller holds s.mu.
-func (s *Service) appendForwards(dst []*kgo.Record, rec schemas.Record, r *kgo.Record) []*kgo.Record {
-	gs := s.forwards(s.rs)[rec.Dataset()]
-	for _, g := range gs {
+// record matches and whose key it has, all sharing one encoded value
+// (rpcodec.go). The caller holds s.mu.
+func (s *Service) appendForwards(dst []*kgo.Record, b *batch, rec schemas.Record, r *kgo.Record) []*kgo.Record {
+	rt := s.forwards(s.rs)[rec.Dataset()]
+	if rt == nil || rt.schema == nil || rt.schema.ds != schemas.Of(rec) {
+		return dst
+	}
+	var value []byte
+	for _, g := range rt.groups {
 		var hit *rules.Rule
 		for _, ru := range g.rules {
 			if ru.Where.Empty() || ru.Where.Match(rec) {
@@ -256,36 +280,31 @@ func (s *Service) appendForwards(dst []*kgo.Record, rec schemas.Record, r *kgo.R
 		if hit == nil {
 			continue
 		}
-		var key []byte
-		if k, ok := hit.Key1(rec); ok {
-			key = []byte(k)
-		} else if k, ok := hit.AppendKey(nil, rec); ok && len(k) > 0 {
-			key = k
+		if cap(b.slab)-len(b.slab) < 4096 {
+			b.slab = make([]byte, 0, fwdSlab)
+		}
+		n := len(b.slab)
+		var ok bool
+		if k, ok1 := hit.Key1(rec); ok1 {
+			b.slab, ok = append(b.slab, k...), true
 		} else {
+			b.slab, ok = hit.AppendKey(b.slab, rec)
+		}
+		if !ok || len(b.slab) == n {
+			b.slab = b.slab[:n]
 			continue
 		}
-		// The three numbers share one buffer, and the topic and format
-		// values are shared by every record of the topic (the producer
-		// only reads them): fewer allocations per forwarded record.
-		num := make([]byte, 0, 48)
-		num = strconv.AppendInt(num, int64(r.Partition), 10)
-		np := len(num)
-		num = strconv.AppendInt(num, r.Offset, 10)
-		no := len(num)
-		num = strconv.AppendInt(num, r.Timestamp.UnixMilli(), 10)
-		names := s.rp.names[r.Topic]
-		if names.topic == nil {
-			names = topicNames{topic: []byte(r.Topic), format: []byte(s.sources[r.Topic].Format)}
-			s.rp.names[r.Topic] = names
+		key := b.slab[n:len(b.slab):len(b.slab)]
+		if value == nil {
+			n = len(b.slab)
+			b.slab = rt.schema.appendForward(b.slab, rec, r.Topic, r.Partition, r.Offset, rt.original)
+			value = b.slab[n:len(b.slab):len(b.slab)]
 		}
-		dst = append(dst, &kgo.Record{Topic: g.topic, Key: key, Value: r.Value, Timestamp: r.Timestamp,
-			Headers: []kgo.RecordHeader{
-				{Key: hdrTopic, Value: names.topic},
-				{Key: hdrPartition, Value: num[:np:np]},
-				{Key: hdrOffset, Value: num[np:no:no]},
-				{Key: hdrTimestamp, Value: num[no:]},
-				{Key: hdrFormat, Value: names.format},
-			}})
+		if len(b.recSlab) == cap(b.recSlab) {
+			b.recSlab = make([]kgo.Record, 0, 256)
+		}
+		b.recSlab = append(b.recSlab, kgo.Record{Topic: g.topic, Key: key, Value: value, Timestamp: r.Timestamp})
+		dst = append(dst, &b.recSlab[len(b.recSlab)-1])
 	}
 	return dst
 }
@@ -322,25 +341,38 @@ func atoi(b []byte) (n int64, ok bool) {
 	return n, true
 }
 
-// origin is the engine source of repartition record r: its original
-// position (what alert samples name) and the watermark partition it is
-// tracked under, one per (repartition partition, origin partition): the
-// instances owning the origin partitions interleave their records in a
-// repartition partition, each in its origin's order, so each keeps the
-// out-of-orderness bound of its origin. ok is false when the headers are
-// not a repartition record's.
-func (s *Service) origin(r *kgo.Record) (realtime.Source, bool) {
-	src, ok := s.sources[string(header(r, hdrTopic))]
-	if !ok {
-		return realtime.Source{}, false
+// origin is the engine source of repartition record r, whose origin
+// (topic, partition, offset) was decoded from its value (o) or, for a
+// record of the first version, is in its headers: its original position
+// (what alert samples name) and the watermark partition it is tracked
+// under, one per (repartition partition, origin partition): the instances
+// owning the origin partitions interleave their records in a repartition
+// partition, each in its origin's order, so each keeps the
+// out-of-orderness bound of its origin. ok is false when neither names a
+// source topic.
+func (s *Service) origin(r *kgo.Record, o origin) (realtime.Source, bool) {
+	if o.topic == "" {
+		src, ok := s.sources[string(header(r, hdrTopic))]
+		if !ok {
+			return realtime.Source{}, false
+		}
+		p, ok1 := atoi(header(r, hdrPartition))
+		off, ok2 := atoi(header(r, hdrOffset))
+		if !ok1 || !ok2 {
+			return realtime.Source{}, false
+		}
+		o = origin{topic: src.Topic, partition: int32(p), offset: off}
 	}
-	p, ok1 := atoi(header(r, hdrPartition))
-	o, ok2 := atoi(header(r, hdrOffset))
-	if !ok1 || !ok2 {
-		return realtime.Source{}, false
-	}
-	return realtime.Source{Topic: src.Topic, Partition: int32(p), Offset: o,
-		Clock: watermark.Partition{Topic: s.clockName(r.Topic, r.Partition, src.Topic), Partition: int32(p)}}, true
+	return realtime.Source{Topic: o.topic, Partition: o.partition, Offset: o.offset,
+		Clock: watermark.Partition{Topic: s.clockName(r.Topic, r.Partition, o.topic), Partition: o.partition}}, true
+}
+
+// origin is where a repartition record was first read; topic is the
+// service's own string for the source topic ("" when unknown).
+type origin struct {
+	topic     string
+	partition int32
+	offset    int64
 }
 
 func (s *Service) clockName(topic string, part int32, origin string) string {
@@ -359,8 +391,8 @@ func (s *Service) clockName(topic string, part int32, origin string) string {
 // watermark back (until the idle timeout) instead of finding its records
 // late.
 func (s *Service) assignClocks(eng *realtime.Engine, rs *rules.RuleSet, topic string, part int32, now time.Time) {
-	for ds, gs := range s.forwards(rs) {
-		if !slices.ContainsFunc(gs, func(g fwdGroup) bool { return g.topic == topic }) {
+	for ds, rt := range s.forwards(rs) {
+		if !slices.ContainsFunc(rt.groups, func(g fwdGroup) bool { return g.topic == topic }) {
 			continue
 		}
 		for t, d := range s.topicDataset {
@@ -377,24 +409,48 @@ func (s *Service) assignClocks(eng *realtime.Engine, rs *rules.RuleSet, topic st
 // sourceOf is the engine source and lane of record r of the poll;
 // internal says whether r.Topic is a repartition topic. ok is false for
 // a repartition record with broken headers, which is skipped.
-func (s *Service) sourceOf(r *kgo.Record, internal bool) (src realtime.Source, lane int, ok bool) {
+func (s *Service) sourceOf(r *kgo.Record, internal bool, o origin) (src realtime.Source, lane int, ok bool) {
 	if !internal {
 		return realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, 0, true
 	}
-	src, ok = s.origin(r)
+	src, ok = s.origin(r, o)
 	return src, 1, ok
 }
 
-// parserFor is the parser of record r among a worker's parsers: by topic
-// for a source record, by the format header for a repartition record.
-func (s *Service) parserFor(ps map[string]parse.Parser, r *kgo.Record) parse.Parser {
+// parseRecord parses record r with one of a worker's parsers: a source
+// record's line by its topic's format; a repartition record by decoding
+// its value (rpcodec.go), or for one of the first version (raw line and
+// headers) by the format header. o is a repartition record's origin when
+// its value carries it.
+func (s *Service) parseRecord(ps map[string]parse.Parser, r *kgo.Record) (rec schemas.Record, o origin, err error) {
 	if p := ps[r.Topic]; p != nil {
-		return p
+		rec, err = p.Parse(r.Value)
+		return rec, origin{}, err
 	}
 	if !s.rp.internal[r.Topic] {
-		return nil
+		return nil, origin{}, fmt.Errorf("record of topic %s, which is no input", r.Topic)
 	}
-	return ps[formatParserKey+string(header(r, hdrFormat))]
+	if len(r.Headers) > 0 {
+		p := ps[formatParserKey+string(header(r, hdrFormat))]
+		if p == nil {
+			return nil, origin{}, fmt.Errorf("repartition record of unknown format %q", header(r, hdrFormat))
+		}
+		rec, err = p.Parse(r.Value)
+		return rec, origin{}, err
+	}
+	f, err := decodeForward(s.rp.schemas, r.Value)
+	if err != nil {
+		if s.rpWarned.CompareAndSwap(false, true) {
+			s.log.Warn("undecodable repartition record (counted as a parse failure; further ones are not logged)",
+				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		}
+		return nil, origin{}, err
+	}
+	src, ok := s.sources[string(f.topic)]
+	if !ok {
+		return nil, origin{}, fmt.Errorf("repartition record from topic %q, which is no source topic", f.topic)
+	}
+	return f.rec, origin{topic: src.Topic, partition: f.partition, offset: f.offset}, nil
 }
 
 // formatParserKey prefixes the per-format parsers of a worker, which no

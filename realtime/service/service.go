@@ -155,7 +155,8 @@ type Service struct {
 	// only the loop touches it.
 	published map[string]int64
 
-	rp repartition
+	rp       repartition
+	rpWarned atomic.Bool // an undecodable repartition record was logged
 
 	events, parseFail, late, alerts, dups, txns, aborts, rebuilds, replayed atomic.Int64
 	forwarded, repartitioned                                                atomic.Int64
@@ -206,6 +207,12 @@ func New(o Options) (*Service, error) {
 		s.topicDataset[src.Topic] = formatDataset[src.Format]
 	}
 	s.setupRepartition()
+	if s.rp.on {
+		var err error
+		if s.rp.schemas, err = rpSchemas(); err != nil {
+			return nil, err
+		}
+	}
 	for t := range s.rp.internal {
 		if _, clash := s.sources[t]; clash {
 			return nil, fmt.Errorf("realtime/service: repartition topic %s is also a source topic", t)
@@ -577,9 +584,14 @@ func (s *Service) prunePublished() {
 type batch struct {
 	recs   []*kgo.Record
 	parsed []schemas.Record // nil where the line did not parse
+	orig   []origin         // of repartition records whose value carries it
 	late   []*kgo.Record
 	fwd    []*kgo.Record // repartition records (live only)
 	n      int
+	// slab and recSlab hold the keys, values and structs of repartition
+	// records (appendForwards).
+	slab    []byte
+	recSlab []kgo.Record
 }
 
 // parse parses a poll's records, in parallel when it is large.
@@ -591,6 +603,7 @@ func (s *Service) parse(fetches kgo.Fetches, b *batch) {
 	fetches.EachRecord(func(r *kgo.Record) { b.recs = append(b.recs, r) })
 	b.n = len(b.recs)
 	b.parsed = slices.Grow(b.parsed[:0], b.n)[:b.n]
+	b.orig = slices.Grow(b.orig[:0], b.n)[:b.n]
 	w := min(len(s.workers), b.n/512)
 	if w <= 1 {
 		s.parseRange(s.workers[0], b, 0, b.n)
@@ -607,14 +620,9 @@ func (s *Service) parse(fetches kgo.Fetches, b *batch) {
 
 func (s *Service) parseRange(ps map[string]parse.Parser, b *batch, lo, hi int) {
 	for i := lo; i < hi; i++ {
-		r := b.recs[i]
-		b.parsed[i] = nil
-		p := s.parserFor(ps, r)
-		if p == nil {
-			continue
-		}
-		if rec, err := p.Parse(r.Value); err == nil {
-			b.parsed[i] = rec
+		b.parsed[i], b.orig[i] = nil, origin{}
+		if rec, o, err := s.parseRecord(ps, b.recs[i]); err == nil {
+			b.parsed[i], b.orig[i] = rec, o
 		}
 	}
 }
@@ -659,7 +667,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			fail++
 			continue
 		}
-		src, lane, ok := s.sourceOf(r, internal)
+		src, lane, ok := s.sourceOf(r, internal, b.orig[i])
 		if !ok {
 			fail++
 			continue
@@ -668,7 +676,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		var isLate bool
 		out, isLate = s.engine.ProcessLane(rec, src, lane, now, out)
 		if !isLate && !internal && len(s.rp.internal) > 0 {
-			b.fwd = s.appendForwards(b.fwd, rec, r)
+			b.fwd = s.appendForwards(b.fwd, b, rec, r)
 		}
 		if isLate {
 			lateN++

@@ -125,6 +125,7 @@ func feedLines(s *Service, topic string, lines ...string) []alert.Alert {
 	}
 	b.n = len(b.recs)
 	b.parsed = make([]schemas.Record, b.n)
+	b.orig = make([]origin, b.n)
 	s.parseRange(s.workers[0], &b, 0, b.n)
 	s.mu.Lock()
 	defer s.mu.Unlock()
