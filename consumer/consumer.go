@@ -83,6 +83,11 @@ type Consumer struct {
 
 	files   atomic.Int64
 	records atomic.Int64
+
+	// scratch is the record absorb parses each line into: Add copies it
+	// into Arrow buffers at once, so one per consumer (absorb runs on the
+	// poll loop only) spares an allocation per line.
+	scratch parse.Scratch
 }
 
 type tp struct {
@@ -344,7 +349,7 @@ func (c *Consumer) absorb(fetches kgo.Fetches) error {
 			if r.Offset < w.Next() {
 				continue // before the commit point: already in the dataset
 			}
-			rec, perr := parser.Parse(r.Value)
+			rec, perr := parse.ParseInto(parser, r.Value, &c.scratch)
 			if perr != nil {
 				q := parse.Quarantine(r.Value, format, perr)
 				// Partition by the Kafka time, not the time of quarantine,

@@ -79,11 +79,11 @@ func (p *autoParser) parseString(s string) (schemas.Record, error) {
 			setCommon(&fw.Base, h.ts, h.host, s)
 			return fw, nil
 		}
-		return p.c.dispatch(&h, s), nil
+		return p.c.dispatch(&h, s, nil), nil
 	}
 	h, err := p.c.parseHeader(s)
 	if err != nil {
 		return nil, err
 	}
-	return p.c.dispatch(&h, s), nil
+	return p.c.dispatch(&h, s, nil), nil
 }

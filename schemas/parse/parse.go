@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/lambdalog/lambdalog/schemas"
 )
@@ -123,6 +124,28 @@ func Quarantine(line []byte, format string, err error) *schemas.Quarantine {
 	return q
 }
 
+// Scratch is the memory ParseInto reuses from one line to the next.
+type Scratch struct {
+	auth   schemas.Auth
+	syslog schemas.Syslog
+}
+
+// ParseInto parses line as p.Parse does, minus the allocations: for the
+// syslog formats (sshd, syslog) the auth and syslog records it returns are
+// s's own, overwritten by the next ParseInto with s, and their strings
+// alias line instead of copying it. So the caller must be done with the
+// record before its next ParseInto with s, and must not modify line while
+// it uses the record; a consumer that copies each record into columnar
+// buffers at once (lambdalog consume) parses an auth line with no
+// allocation at all. The syslog formats' firewall records are allocated
+// but alias line too; other formats, and a nil s, get p.Parse's result.
+func ParseInto(p Parser, line []byte, s *Scratch) (schemas.Record, error) {
+	if sp, ok := p.(*syslogParser); ok && s != nil {
+		return sp.parseInto(line, s)
+	}
+	return p.Parse(line)
+}
+
 // New returns the parser for format.
 func New(format string, opts Options) (Parser, error) {
 	c := newConfig(format, opts)
@@ -174,6 +197,25 @@ func (c *config) err(reason, detail string) *Error { return newError(c.format, r
 // prepare trims the line ending, enforces the limits every format shares
 // and returns the line as the string all fields will be cut from.
 func (c *config) prepare(line []byte) (string, error) {
+	line, err := c.check(line)
+	if err != nil {
+		return "", err
+	}
+	return string(line), nil
+}
+
+// prepareAlias is prepare without the copy: the string aliases line
+// (ParseInto's contract).
+func (c *config) prepareAlias(line []byte) (string, error) {
+	line, err := c.check(line)
+	if err != nil || len(line) == 0 {
+		return "", err
+	}
+	return unsafe.String(&line[0], len(line)), nil
+}
+
+// check trims the line ending and enforces the limits every format shares.
+func (c *config) check(line []byte) ([]byte, error) {
 	if n := len(line); n > 0 && line[n-1] == '\n' {
 		line = line[:n-1]
 		if n := len(line); n > 0 && line[n-1] == '\r' {
@@ -181,15 +223,15 @@ func (c *config) prepare(line []byte) (string, error) {
 		}
 	}
 	if len(line) > c.maxLine {
-		return "", c.err(ReasonLineTooLong, fmt.Sprintf("%d bytes > %d", len(line), c.maxLine))
+		return nil, c.err(ReasonLineTooLong, fmt.Sprintf("%d bytes > %d", len(line), c.maxLine))
 	}
 	if isBlank(line) {
-		return "", c.err(ReasonEmpty, "")
+		return nil, c.err(ReasonEmpty, "")
 	}
 	if !utf8.Valid(line) {
-		return "", c.err(ReasonInvalidUTF8, "")
+		return nil, c.err(ReasonInvalidUTF8, "")
 	}
-	return string(line), nil
+	return line, nil
 }
 
 func isBlank(b []byte) bool {

@@ -34,21 +34,21 @@ const (
 
 // classifyAuth returns the auth record for sshd and PAM messages, or nil
 // when the line is not an authentication event.
-func classifyAuth(h *header) *schemas.Auth {
+func classifyAuth(h *header, dst *schemas.Auth) *schemas.Auth {
 	var a *schemas.Auth
 	switch {
 	case h.module != "":
 		// Old PAM tag: "sshd(pam_unix)[19939]: authentication failure; ..."
 		if strings.HasPrefix(h.module, "pam") {
-			a = classifyPAM(h.msg)
+			a = classifyPAM(dst, h.msg)
 		}
 	case strings.HasPrefix(h.msg, "pam_"):
 		// "pam_unix(sshd:auth): authentication failure; ..."
 		if _, rest, ok := strings.Cut(h.msg, "): "); ok {
-			a = classifyPAM(rest)
+			a = classifyPAM(dst, rest)
 		}
 	case h.program == "sshd" || h.program == "sshd-session" || h.program == "sshd-auth":
-		a = classifySSHD(h.msg, 0)
+		a = classifySSHD(dst, h.msg, 0)
 	}
 	if a == nil {
 		return nil
@@ -63,16 +63,16 @@ func classifyAuth(h *header) *schemas.Auth {
 
 // classifySSHD recognises sshd's own messages; depth guards the
 // "message repeated" recursion.
-func classifySSHD(msg string, depth int) *schemas.Auth {
+func classifySSHD(dst *schemas.Auth, msg string, depth int) *schemas.Auth {
 	msg = strings.TrimPrefix(msg, "error: ")
 	word, rest := cutWord(msg)
 	switch word {
 	case "Failed", "Accepted", "Postponed":
-		return loginAttempt(word, rest)
+		return loginAttempt(dst, word, rest)
 	case "Invalid", "Illegal":
 		// Invalid user U from IP [port P]
 		if r, ok := strings.CutPrefix(rest, "user "); ok {
-			a := &schemas.Auth{Action: ActionInvalidUser, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionInvalidUser, schemas.OutcomeFailure)
 			if !userFromAddr(a, r) {
 				return nil
 			}
@@ -80,16 +80,18 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		}
 	case "input_userauth_request:":
 		if r, ok := strings.CutPrefix(rest, "invalid user "); ok {
-			return &schemas.Auth{Action: ActionInvalidUserRequest, Outcome: schemas.OutcomeFailure, User: trimPreauth(r)}
+			a := newAuth(dst, ActionInvalidUserRequest, schemas.OutcomeFailure)
+			a.User = trimPreauth(r)
+			return a
 		}
 	case "Connection":
 		switch {
 		case strings.HasPrefix(rest, "closed by "):
-			return byUserAddr(ActionConnectionClosed, rest[len("closed by "):])
+			return byUserAddr(dst, ActionConnectionClosed, rest[len("closed by "):])
 		case strings.HasPrefix(rest, "reset by "):
-			return byUserAddr(ActionConnectionReset, rest[len("reset by "):])
+			return byUserAddr(dst, ActionConnectionReset, rest[len("reset by "):])
 		case strings.HasPrefix(rest, "from "):
-			a := &schemas.Auth{Action: ActionConnectionOpened, Outcome: schemas.OutcomeUnknown}
+			a := newAuth(dst, ActionConnectionOpened, schemas.OutcomeUnknown)
 			if !addrPort(a, rest[len("from "):]) {
 				return nil
 			}
@@ -97,13 +99,13 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		}
 	case "Disconnected":
 		if r, ok := strings.CutPrefix(rest, "from "); ok {
-			return byUserAddr(ActionDisconnected, r)
+			return byUserAddr(dst, ActionDisconnected, r)
 		}
 	case "Received":
 		// Received disconnect from IP[ port P]: 11: Bye Bye [preauth]
 		if r, ok := strings.CutPrefix(rest, "disconnect from "); ok {
 			addr, reason, _ := strings.Cut(r, ": ")
-			a := &schemas.Auth{Action: ActionDisconnect, Outcome: schemas.OutcomeUnknown}
+			a := newAuth(dst, ActionDisconnect, schemas.OutcomeUnknown)
 			if !addrPort(a, addr) {
 				return nil
 			}
@@ -115,7 +117,7 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		}
 	case "Did":
 		if r, ok := strings.CutPrefix(rest, "not receive identification string from "); ok {
-			a := &schemas.Auth{Action: ActionNoIdentification, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionNoIdentification, schemas.OutcomeFailure)
 			if !addrPort(a, trimPreauth(r)) {
 				return nil
 			}
@@ -129,19 +131,27 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 			if !ok || !isIP(ip) {
 				return nil
 			}
-			return &schemas.Auth{Action: ActionReverseMapping, Outcome: schemas.OutcomeUnknown, SourceIP: ip, SourceDomain: host, Reason: "POSSIBLE BREAK-IN ATTEMPT"}
+			a := newAuth(dst, ActionReverseMapping, schemas.OutcomeUnknown)
+			a.SourceIP = ip
+			a.SourceDomain = host
+			a.Reason = "POSSIBLE BREAK-IN ATTEMPT"
+			return a
 		}
 	case "Address":
 		// Address IP maps to HOST, but this does not map back to the address - POSSIBLE BREAK-IN ATTEMPT!
 		ip, r := cutWord(rest)
 		if host, ok := strings.CutPrefix(r, "maps to "); ok && isIP(ip) && strings.HasSuffix(r, "POSSIBLE BREAK-IN ATTEMPT!") {
 			host, _, _ = strings.Cut(host, ",")
-			return &schemas.Auth{Action: ActionReverseMapping, Outcome: schemas.OutcomeUnknown, SourceIP: ip, SourceDomain: host, Reason: "POSSIBLE BREAK-IN ATTEMPT"}
+			a := newAuth(dst, ActionReverseMapping, schemas.OutcomeUnknown)
+			a.SourceIP = ip
+			a.SourceDomain = host
+			a.Reason = "POSSIBLE BREAK-IN ATTEMPT"
+			return a
 		}
 	case "maximum":
 		// maximum authentication attempts exceeded for [invalid user ]U from IP port P ssh2 [preauth]
 		if r, ok := strings.CutPrefix(rest, "authentication attempts exceeded for "); ok {
-			a := &schemas.Auth{Action: ActionMaxAuthAttempts, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionMaxAuthAttempts, schemas.OutcomeFailure)
 			if r2, ok := strings.CutPrefix(r, "invalid user "); ok {
 				r, a.Reason = r2, "invalid user"
 			}
@@ -153,7 +163,7 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 	case "Disconnecting:":
 		// Disconnecting: Too many authentication failures for U [preauth]
 		if r, ok := strings.CutPrefix(rest, "Too many authentication failures"); ok {
-			a := &schemas.Auth{Action: ActionTooManyAuthFailures, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionTooManyAuthFailures, schemas.OutcomeFailure)
 			if u, ok := strings.CutPrefix(r, " for "); ok {
 				u = trimPreauth(u)
 				u = strings.TrimPrefix(u, "invalid user ")
@@ -165,7 +175,7 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		// Disconnecting authenticating user U IP port P: Too many authentication failures [preauth]
 		head, reason, ok := strings.Cut(rest, ": ")
 		if ok && strings.HasPrefix(reason, "Too many authentication failures") {
-			a := byUserAddr(ActionTooManyAuthFailures, head)
+			a := byUserAddr(dst, ActionTooManyAuthFailures, head)
 			if a != nil {
 				a.Outcome = schemas.OutcomeFailure
 			}
@@ -175,17 +185,20 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		// PAM 4 more authentication failures; logname= uid=0 ... rhost=H user=U
 		n, r := cutWord(rest)
 		if cnt, ok := atoiPos(n); ok && strings.HasPrefix(r, "more authentication failure") {
-			a := &schemas.Auth{Action: ActionAuthFailure, Outcome: schemas.OutcomeFailure, Count: cnt}
+			a := newAuth(dst, ActionAuthFailure, schemas.OutcomeFailure)
+			a.Count = cnt
 			pamKV(a, r)
 			return a
 		}
 		if strings.HasPrefix(rest, "service(") && strings.Contains(rest, "ignoring max retries") {
 			_, reason, _ := strings.Cut(rest, "; ")
-			return &schemas.Auth{Action: ActionMaxRetriesIgnored, Outcome: schemas.OutcomeUnknown, Reason: reason}
+			a := newAuth(dst, ActionMaxRetriesIgnored, schemas.OutcomeUnknown)
+			a.Reason = reason
+			return a
 		}
 	case "PAM:":
 		if r, ok := strings.CutPrefix(rest, "Authentication failure for "); ok {
-			a := &schemas.Auth{Action: ActionAuthFailure, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionAuthFailure, schemas.OutcomeFailure)
 			if r2, ok := strings.CutPrefix(r, "illegal user "); ok {
 				r, a.Reason = r2, "invalid user"
 			} else if r2, ok := strings.CutPrefix(r, "invalid user "); ok {
@@ -200,7 +213,8 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		// User U from IP not allowed because not listed in AllowUsers
 		head, because, ok := strings.Cut(rest, " not allowed because ")
 		if ok {
-			a := &schemas.Auth{Action: ActionUserNotAllowed, Outcome: schemas.OutcomeFailure, Reason: trimPreauth(because)}
+			a := newAuth(dst, ActionUserNotAllowed, schemas.OutcomeFailure)
+			a.Reason = trimPreauth(because)
 			if !userFromAddr(a, head) {
 				return nil
 			}
@@ -209,7 +223,8 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 	case "Unable":
 		if r, ok := strings.CutPrefix(rest, "to negotiate with "); ok {
 			addr, reason, _ := strings.Cut(r, ": ")
-			a := &schemas.Auth{Action: ActionNegotiationFailed, Outcome: schemas.OutcomeFailure, Reason: trimPreauth(reason)}
+			a := newAuth(dst, ActionNegotiationFailed, schemas.OutcomeFailure)
+			a.Reason = trimPreauth(reason)
 			if !addrPort(a, addr) {
 				return nil
 			}
@@ -221,7 +236,7 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 			if i < 0 {
 				return nil
 			}
-			a := &schemas.Auth{Action: ActionBadProtocol, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionBadProtocol, schemas.OutcomeFailure)
 			if !addrPort(a, r[i+len(" from "):]) {
 				return nil
 			}
@@ -229,7 +244,7 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		}
 	case "Timeout":
 		if r, ok := strings.CutPrefix(rest, "before authentication for "); ok {
-			a := &schemas.Auth{Action: ActionAuthTimeout, Outcome: schemas.OutcomeFailure}
+			a := newAuth(dst, ActionAuthTimeout, schemas.OutcomeFailure)
 			if !addrPort(a, r) {
 				return nil
 			}
@@ -254,9 +269,9 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 			return nil
 		}
 		inner := strings.TrimSuffix(strings.TrimLeft(r, " "), "]")
-		a := classifySSHD(inner, depth+1)
+		a := classifySSHD(dst, inner, depth+1)
 		if a == nil {
-			if a = classifyPAMPrefixed(inner); a == nil {
+			if a = classifyPAMPrefixed(dst, inner); a == nil {
 				return nil
 			}
 		}
@@ -267,30 +282,30 @@ func classifySSHD(msg string, depth int) *schemas.Auth {
 		}
 		return a
 	case "pam_unix(sshd:auth):", "pam_unix(sshd:session):":
-		return classifyPAM(rest)
+		return classifyPAM(dst, rest)
 	}
 	return nil
 }
 
-func classifyPAMPrefixed(msg string) *schemas.Auth {
+func classifyPAMPrefixed(dst *schemas.Auth, msg string) *schemas.Auth {
 	if !strings.HasPrefix(msg, "pam_") {
 		return nil
 	}
 	if _, rest, ok := strings.Cut(msg, "): "); ok {
-		return classifyPAM(rest)
+		return classifyPAM(dst, rest)
 	}
 	return nil
 }
 
 // loginAttempt parses "METHOD for [invalid user ]U from ADDR port P ssh2..."
 // after Failed/Accepted/Postponed.
-func loginAttempt(verb, rest string) *schemas.Auth {
+func loginAttempt(dst *schemas.Auth, verb, rest string) *schemas.Auth {
 	method, rest := cutWord(rest)
 	rest, ok := strings.CutPrefix(rest, "for ")
 	if !ok || method == "" {
 		return nil
 	}
-	a := &schemas.Auth{Action: ActionSSHLogin}
+	a := newAuth(dst, ActionSSHLogin, "")
 	switch verb {
 	case "Failed":
 		a.Outcome = schemas.OutcomeFailure
@@ -352,8 +367,8 @@ func addrPort(a *schemas.Auth, s string) bool {
 
 // byUserAddr parses "[authenticating user U |invalid user U |user U ]ADDR
 // [port P] [preauth]" for connection closed/reset/disconnected.
-func byUserAddr(action, s string) *schemas.Auth {
-	a := &schemas.Auth{Action: action, Outcome: schemas.OutcomeUnknown}
+func byUserAddr(dst *schemas.Auth, action, s string) *schemas.Auth {
+	a := newAuth(dst, action, schemas.OutcomeUnknown)
 	for _, p := range [...]string{"authenticating user ", "invalid user ", "user "} {
 		if r, ok := strings.CutPrefix(s, p); ok {
 			u, r2 := cutWord(r)
@@ -379,21 +394,27 @@ func setSource(a *schemas.Auth, host string) {
 }
 
 // classifyPAM recognises pam_unix messages (after the module prefix).
-func classifyPAM(msg string) *schemas.Auth {
+func classifyPAM(dst *schemas.Auth, msg string) *schemas.Auth {
 	switch {
 	case strings.HasPrefix(msg, "authentication failure;"):
-		a := &schemas.Auth{Action: ActionAuthFailure, Outcome: schemas.OutcomeFailure}
+		a := newAuth(dst, ActionAuthFailure, schemas.OutcomeFailure)
 		pamKV(a, msg)
 		return a
 	case strings.HasPrefix(msg, "check pass; user unknown"):
-		return &schemas.Auth{Action: ActionUserUnknown, Outcome: schemas.OutcomeFailure, Reason: "user unknown"}
+		a := newAuth(dst, ActionUserUnknown, schemas.OutcomeFailure)
+		a.Reason = "user unknown"
+		return a
 	case strings.HasPrefix(msg, "session opened for user "):
 		u, _ := cutWord(msg[len("session opened for user "):])
 		u, _, _ = strings.Cut(u, "(") // newer PAM: "user(uid=0)"
-		return &schemas.Auth{Action: ActionSessionOpened, Outcome: schemas.OutcomeSuccess, User: u}
+		a := newAuth(dst, ActionSessionOpened, schemas.OutcomeSuccess)
+		a.User = u
+		return a
 	case strings.HasPrefix(msg, "session closed for user "):
 		u, _ := cutWord(msg[len("session closed for user "):])
-		return &schemas.Auth{Action: ActionSessionClosed, Outcome: schemas.OutcomeSuccess, User: strings.TrimSpace(u)}
+		a := newAuth(dst, ActionSessionClosed, schemas.OutcomeSuccess)
+		a.User = strings.TrimSpace(u)
+		return a
 	}
 	return nil
 }
@@ -423,4 +444,16 @@ func kvValue(s, key string) (string, bool) {
 		}
 		i = j + len(key)
 	}
+}
+
+// newAuth returns dst cleared (ParseInto's reused record) or, when dst is
+// nil, a new record, with its action and outcome set.
+func newAuth(dst *schemas.Auth, action, outcome string) *schemas.Auth {
+	if dst == nil {
+		dst = new(schemas.Auth)
+	} else {
+		*dst = schemas.Auth{}
+	}
+	dst.Action, dst.Outcome = action, outcome
+	return dst
 }

@@ -264,12 +264,30 @@ func (p *syslogParser) Parse(line []byte) (schemas.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.c.dispatch(&h, s), nil
+	return p.c.dispatch(&h, s, nil), nil
 }
 
-// dispatch builds the record for a parsed syslog line.
-func (c *config) dispatch(h *header, raw string) schemas.Record {
-	if a := classifyAuth(h); a != nil {
+// parseInto is Parse filling sc's records, its strings aliasing line.
+func (p *syslogParser) parseInto(line []byte, sc *Scratch) (schemas.Record, error) {
+	s, err := p.c.prepareAlias(line)
+	if err != nil {
+		return nil, err
+	}
+	h, err := p.c.parseHeader(s)
+	if err != nil {
+		return nil, err
+	}
+	return p.c.dispatch(&h, s, sc), nil
+}
+
+// dispatch builds the record for a parsed syslog line, in sc's records
+// when sc is not nil.
+func (c *config) dispatch(h *header, raw string, sc *Scratch) schemas.Record {
+	var dst *schemas.Auth
+	if sc != nil {
+		dst = &sc.auth
+	}
+	if a := classifyAuth(h, dst); a != nil {
 		setCommon(&a.Base, h.ts, h.host, raw)
 		return a
 	}
@@ -279,7 +297,13 @@ func (c *config) dispatch(h *header, raw string) schemas.Record {
 			return fw
 		}
 	}
-	r := &schemas.Syslog{Program: h.tag, PID: h.pid, Message: h.msg}
+	var r *schemas.Syslog
+	if sc != nil {
+		sc.syslog = schemas.Syslog{Program: h.tag, PID: h.pid, Message: h.msg}
+		r = &sc.syslog
+	} else {
+		r = &schemas.Syslog{Program: h.tag, PID: h.pid, Message: h.msg}
+	}
 	if r.Program == "" {
 		r.Program = h.program // RFC 5424 APP-NAME
 	}
