@@ -251,7 +251,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 		cancel()
 	}
 	cl.LeaveGroup()
+	// Leaving revokes every partition, which publishes or aborts its
+	// writer; whatever the leave did not reach (a partition the group
+	// no longer counted as ours, a leave cut short) still has encoder
+	// goroutines and buffers, which must not outlive Run.
+	c.discardWriters()
 	return runErr
+}
+
+// discardWriters drops every remaining writer's buffered records and
+// stops its encoders, touching no file: what it buffered was never
+// published, and the next owner's claim cleans its temporary files.
+func (c *Consumer) discardWriters() {
+	c.mu.Lock()
+	ws := c.writers
+	c.writers, c.active = map[tp]*PartitionWriter{}, map[tp]time.Time{}
+	c.mu.Unlock()
+	for _, w := range ws {
+		w.discard()
+	}
 }
 
 func pollWait(roll time.Duration) time.Duration {

@@ -363,14 +363,26 @@ func (w *PartitionWriter) Commit(ctx context.Context) (e Entry, ok bool, err err
 }
 
 // Abort drops the buffered records and their temporary files (on
-// revocation); the next owner resumes from the last commit.
+// revocation); the next owner resumes from the last commit. The files of a
+// published entry whose move failed (pending) are the entry's data: they
+// stay for the next owner's claim to roll forward, which then cleans the
+// rest of this epoch's temporary files.
 func (w *PartitionWriter) Abort(ctx context.Context) error {
-	w.reset()
-	w.last = w.next - 1
+	w.discard()
+	if w.pending != nil {
+		return nil
+	}
 	if err := w.fs.RemoveAll(ctx, w.log.tmp(w.epoch)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
+}
+
+// discard drops the buffered records and stops the encoders, touching no
+// file.
+func (w *PartitionWriter) discard() {
+	w.reset()
+	w.last = w.next - 1
 }
 
 func (w *PartitionWriter) reset() {
