@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,13 @@ type Options struct {
 	RollRecords  int64
 	RollBytes    int64
 	RollInterval time.Duration
+	// MemoryBudget bounds the memory buffered records hold across every
+	// open file of every partition (PartitionWriter.MemBytes, an
+	// estimate of the Arrow and Parquet buffers): after a poll that takes
+	// the sum past it, the partitions holding the most are committed at
+	// once, largest first, until the rest fit, before their size, count or
+	// age would roll them. Default 256 MiB; negative disables.
+	MemoryBudget int64
 	// IdleHeartbeat: a partition that is caught up with Kafka and has
 	// received no record for this long publishes a heartbeat entry that
 	// raises its watermark (heartbeat.go). Default 1m; negative disables.
@@ -66,6 +74,9 @@ type Options struct {
 	Hook func(step string) error
 }
 
+// DefaultMemoryBudget is Options.MemoryBudget when unset.
+const DefaultMemoryBudget = 256 << 20
+
 // Consumer reads the source topics in a consumer group and writes them to
 // the dataset exactly once.
 type Consumer struct {
@@ -81,8 +92,9 @@ type Consumer struct {
 	// claimed or was checked for a heartbeat.
 	active map[tp]time.Time
 
-	files   atomic.Int64
-	records atomic.Int64
+	files       atomic.Int64
+	records     atomic.Int64
+	budgetRolls atomic.Int64
 
 	// scratch is the record absorb parses each line into: Add copies it
 	// into Arrow buffers at once, so one per consumer (absorb runs on the
@@ -103,6 +115,7 @@ type metrics struct {
 	fenced      prometheus.Counter
 	heartbeats  prometheus.Counter
 	checkpoints prometheus.Counter
+	budgetRolls prometheus.Counter
 	commitSecs  prometheus.Histogram
 }
 
@@ -115,10 +128,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		fenced:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_fenced_total", Help: "Partitions this process lost to another writer."}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_checkpoints_total", Help: "Commit log checkpoints published (older entries folded and deleted)."}),
 		heartbeats:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_heartbeats_total", Help: "Heartbeat entries published for idle, caught-up partitions."}),
+		budgetRolls: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_budget_rolls_total", Help: "Partitions committed early because the buffered records passed the memory budget."}),
 		commitSecs:  prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lambdalog_consumer_commit_seconds", Help: "Time to write and publish one commit.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.heartbeats, m.checkpoints, m.commitSecs)
+		reg.MustRegister(m.records, m.quarantined, m.files, m.commits, m.fenced, m.heartbeats, m.checkpoints, m.budgetRolls, m.commitSecs)
 	}
 	return m
 }
@@ -136,6 +150,9 @@ func New(o Options) (*Consumer, error) {
 	}
 	if o.RollInterval <= 0 {
 		o.RollInterval = time.Minute
+	}
+	if o.MemoryBudget == 0 {
+		o.MemoryBudget = DefaultMemoryBudget
 	}
 	if o.SessionTimeout <= 0 {
 		o.SessionTimeout = 10 * time.Second
@@ -172,6 +189,9 @@ func (c *Consumer) FilesCommitted() int64 { return c.files.Load() }
 
 // RecordsCommitted is the number of records this consumer published.
 func (c *Consumer) RecordsCommitted() int64 { return c.records.Load() }
+
+// BudgetRolls is the number of commits the memory budget made early.
+func (c *Consumer) BudgetRolls() int64 { return c.budgetRolls.Load() }
 
 func newEpoch() string {
 	var b [8]byte
@@ -402,7 +422,11 @@ func (c *Consumer) commitDue(ctx context.Context, cl *kgo.Client, force bool) er
 			due[k] = w
 		}
 	}
+	early := c.overBudget(due)
 	c.mu.Unlock()
+	for k := range early {
+		due[k] = early[k]
+	}
 	committed := map[string]map[int32]kgo.EpochOffset{}
 	for k, w := range due {
 		err := c.commit(ctx, k, w)
@@ -428,6 +452,48 @@ func (c *Consumer) commitDue(ctx context.Context, cl *kgo.Client, force bool) er
 		})
 	}
 	return nil
+}
+
+// overBudget picks the partitions to commit early so that the memory
+// the others hold fits the budget: largest first, since one big commit
+// frees the most for the fixed cost of a commit. Partitions already due
+// do not count: their commit frees their memory anyway. c.mu is held.
+func (c *Consumer) overBudget(due map[tp]*PartitionWriter) map[tp]*PartitionWriter {
+	if c.o.MemoryBudget <= 0 {
+		return nil
+	}
+	type held struct {
+		k     tp
+		w     *PartitionWriter
+		bytes int64
+	}
+	var all []held
+	var total int64
+	for k, w := range c.writers {
+		if due[k] != nil {
+			continue
+		}
+		if n := w.MemBytes(); n > 0 {
+			all = append(all, held{k, w, n})
+			total += n
+		}
+	}
+	if total <= c.o.MemoryBudget {
+		return nil
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].bytes > all[j].bytes })
+	early := map[tp]*PartitionWriter{}
+	for _, h := range all {
+		if total <= c.o.MemoryBudget {
+			break
+		}
+		early[h.k] = h.w
+		total -= h.bytes
+		c.budgetRolls.Add(1)
+		c.m.budgetRolls.Inc()
+		c.log.Debug("memory budget: committing early", "topic", h.k.topic, "partition", h.k.partition, "held_bytes", h.bytes, "budget", c.o.MemoryBudget)
+	}
+	return early
 }
 
 // commitGroupOffsets records every owned partition's next offset in the

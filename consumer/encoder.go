@@ -3,6 +3,7 @@ package consumer
 import (
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/parquet"
@@ -24,11 +25,17 @@ type encoder struct {
 	// closed; later chunks are released unwritten.
 	err     error
 	stopped bool
+	// inflight is the PLAIN size of the chunks sent and not yet encoded
+	// (their Arrow buffers are alive); held is the size of the row groups
+	// finished in out. Both feed the memory budget (MemBytes).
+	inflight atomic.Int64
+	held     atomic.Int64
 }
 
 type encodeJob struct {
 	rec         arrow.Record
 	newRowGroup bool
+	bytes       int64
 }
 
 // newEncoder starts the encoder of one file of dataset ds.
@@ -84,8 +91,10 @@ func (e *encoder) run() {
 	for j := range e.in {
 		if e.err == nil {
 			e.err = e.write(j)
+			e.held.Store(e.out.size)
 		}
 		j.rec.Release()
+		e.inflight.Add(-j.bytes)
 	}
 }
 
@@ -104,9 +113,11 @@ func (e *encoder) write(j encodeJob) (err error) {
 	return e.pw.WriteBuffered(j.rec)
 }
 
-// send hands a chunk (and its ownership) to the encoder.
-func (e *encoder) send(rec arrow.Record, newRowGroup bool) {
-	e.in <- encodeJob{rec: rec, newRowGroup: newRowGroup}
+// send hands a chunk of PLAIN size bytes (and its ownership) to the
+// encoder.
+func (e *encoder) send(rec arrow.Record, newRowGroup bool, bytes int64) {
+	e.inflight.Add(bytes)
+	e.in <- encodeJob{rec: rec, newRowGroup: newRowGroup, bytes: bytes}
 }
 
 func (e *encoder) stop() {

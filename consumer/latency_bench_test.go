@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,23 +50,29 @@ const (
 // the default configuration (dataset.roll_interval 1m, roll_records 5M,
 // roll_bytes 128 MiB: at this rate the interval always rolls first); the
 // roll=1s case shows what the protocol itself adds.
+//
+// The child applies the configuration's memory budget and soft memory
+// limit (dataset.memory_budget_mib, consumer.memory_limit_mib) as
+// lambdalog consume does; the budget=64MiB case shows a smaller budget.
 func BenchmarkCommitLatency(b *testing.B) {
-	def := config.Default().Dataset
+	cfg := config.Default()
+	def := cfg.Dataset
 	cases := []struct {
-		name     string
-		roll     time.Duration
-		produce  time.Duration
-		rollRecs int
+		name          string
+		roll          time.Duration
+		produce       time.Duration
+		budget, limit int // MiB
 	}{
-		{"roll=60s_default", def.RollInterval.D(), 150 * time.Second, def.RollRecords},
-		{"roll=1s", time.Second, 20 * time.Second, def.RollRecords},
+		{"roll=60s_default", def.RollInterval.D(), 150 * time.Second, def.MemoryBudgetMiB, cfg.Consumer.MemoryLimitMiB},
+		{"roll=60s_budget=64MiB_limit=160MiB", def.RollInterval.D(), 150 * time.Second, 64, 160},
+		{"roll=1s", time.Second, 20 * time.Second, def.MemoryBudgetMiB, cfg.Consumer.MemoryLimitMiB},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			var all []time.Duration
 			var rss int64
 			for i := 0; i < b.N; i++ {
-				lat, peak := latencyRun(b, tc.roll, tc.produce)
+				lat, peak := latencyRun(b, tc.roll, tc.produce, tc.budget, tc.limit)
 				all = append(all, lat...)
 				rss = max(rss, peak)
 			}
@@ -90,7 +97,7 @@ type latSeen struct {
 	at   time.Time
 }
 
-func latencyRun(b *testing.B, roll, produceFor time.Duration) ([]time.Duration, int64) {
+func latencyRun(b *testing.B, roll, produceFor time.Duration, budgetMiB, limitMiB int) ([]time.Duration, int64) {
 	b.Helper()
 	br := kafkatest.Start(b, kafkatest.Options{Topics: []string{"auth"}, Partitions: latPartitions})
 	dir := b.TempDir()
@@ -104,7 +111,7 @@ func latencyRun(b *testing.B, roll, produceFor time.Duration) ([]time.Duration, 
 
 	child := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestLatencyConsumerChild$", "-test.count=1")
 	child.Env = append(os.Environ(), latChildEnv+"=1", "LLTEST_LAT_BROKER="+br.Addr(), "LLTEST_LAT_DATASET=file://"+dir,
-		"LLTEST_LAT_ROLL="+roll.String())
+		"LLTEST_LAT_ROLL="+roll.String(), fmt.Sprintf("LLTEST_LAT_BUDGET_MIB=%d", budgetMiB), fmt.Sprintf("LLTEST_LAT_LIMIT_MIB=%d", limitMiB))
 	var out bytes.Buffer
 	child.Stdout, child.Stderr = &out, os.Stderr
 	if err := child.Start(); err != nil {
@@ -264,6 +271,9 @@ func latencyRun(b *testing.B, roll, produceFor time.Duration) ([]time.Duration, 
 		if v, ok := strings.CutPrefix(sc.Text(), "VMHWM "); ok {
 			peak, _ = strconv.ParseInt(v, 10, 64)
 		}
+		if strings.HasPrefix(sc.Text(), "BUDGETROLLS ") {
+			b.Log(sc.Text()) // commits the memory budget made early, files in all
+		}
 	}
 	if peak == 0 {
 		b.Fatalf("the consumer process reported no peak RSS:\n%s", out.String())
@@ -310,9 +320,14 @@ func TestLatencyConsumerChild(t *testing.T) {
 	}
 	defer fsys.Close()
 	def := config.Default()
+	budget, _ := strconv.Atoi(os.Getenv("LLTEST_LAT_BUDGET_MIB"))
+	if limit, _ := strconv.Atoi(os.Getenv("LLTEST_LAT_LIMIT_MIB")); limit > 0 {
+		debug.SetMemoryLimit(int64(limit) << 20) // as lambdalog consume does
+	}
 	c, err := New(Options{FS: fsys, Client: []kgo.Opt{kgo.SeedBrokers(os.Getenv("LLTEST_LAT_BROKER"))}, Group: "latency",
 		Sources:     []Source{{"auth", "sshd"}},
 		RollRecords: int64(def.Dataset.RollRecords), RollBytes: def.Dataset.RollBytes, RollInterval: roll,
+		MemoryBudget:   int64(budget) << 20,
 		SessionTimeout: def.Consumer.SessionTimeout.D(), IdleHeartbeat: def.Dataset.IdleHeartbeat.D(),
 		CheckpointEvery: int64(def.Dataset.CheckpointEvery)})
 	if err != nil {
@@ -322,6 +337,7 @@ func TestLatencyConsumerChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("VMHWM %d\n", latPeakRSS())
+	fmt.Printf("BUDGETROLLS %d FILES %d\n", c.BudgetRolls(), c.FilesCommitted())
 }
 
 // latPeakRSS is the process's VmHWM in bytes.

@@ -261,11 +261,47 @@ func (w *PartitionWriter) flushChunk(g *group) error {
 		g.enc = enc
 	}
 	n := int64(g.b.Len())
-	g.enc.send(g.b.NewRecordBatch(), g.newRowGroup)
+	g.enc.send(g.b.NewRecordBatch(), g.newRowGroup, g.chunk)
 	g.rgRows += n
 	g.rgBytes += g.chunk
 	g.chunk, g.newRowGroup = 0, false
 	return nil
+}
+
+// The memory of an open file, as MemBytes estimates it. Measured for the
+// auth dataset (20 columns) by buffering sshd records in writers without
+// committing and reading the live heap after a GC (TestMemBytesTracksHeap):
+// once a file's Parquet writer exists it holds about 30 MiB of per-column
+// page, level and compression buffers, and, until its row group is
+// closed, about 0.6 byte per PLAIN byte of the row group's rows (the
+// buffered pages, dictionary indices and statistics of a row group that
+// is written out only when it closes). Closed row groups are held
+// compressed.
+const (
+	openFileBytes          = 30 << 20
+	rowGroupHeldPerPlain10 = 6 // tenths of a byte per PLAIN byte
+)
+
+// MemBytes estimates the memory the writer's buffered records hold across
+// its open files: the Arrow rows being filled and in flight to the
+// encoders, what each Parquet writer holds, and finished files waiting for
+// the commit. The consumer's memory budget sums it over partitions.
+func (w *PartitionWriter) MemBytes() int64 {
+	var n int64
+	for _, g := range w.groups {
+		n += g.memBytes()
+	}
+	return n
+}
+
+func (g *group) memBytes() int64 {
+	switch {
+	case g.file != nil:
+		return g.file.size // finished: only the file waits for the commit
+	case g.enc == nil:
+		return g.chunk // no Parquet writer yet: only the Arrow rows
+	}
+	return openFileBytes + g.chunk + g.enc.inflight.Load() + g.rgBytes*rowGroupHeldPerPlain10/10 + g.enc.held.Load()
 }
 
 func floorDiv(a, b int64) int64 {

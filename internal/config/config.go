@@ -81,6 +81,7 @@ type Dataset struct {
 	RollInterval    Duration `yaml:"roll_interval" doc:"roll a data file at this age, so data becomes visible on slow topics"`
 	IdleHeartbeat   Duration `yaml:"idle_heartbeat" doc:"a caught-up partition with no record for this long commits a heartbeat that advances its watermark to now - (realtime.max_out_of_order + realtime.allowed_lateness); 0 disables"`
 	CheckpointEvery int      `yaml:"checkpoint_every" doc:"entries of a partition's commit log between checkpoints; a checkpoint folds the older entries and deletes them, bounding recovery reads; 0 disables"`
+	MemoryBudgetMiB int      `yaml:"memory_budget_mib" doc:"memory the consumer's buffered records may hold across all open files, in MiB (estimated Arrow and Parquet buffers); past it the partitions holding the most commit early, before their roll; 0 disables"`
 	HDFS            HDFS     `yaml:"hdfs"`
 }
 
@@ -113,6 +114,7 @@ type Consumer struct {
 	HTTP  string `yaml:"http" doc:"listen address of /metrics, /healthz and /readyz"`
 	// A killed consumer's partitions move to the survivors after this.
 	SessionTimeout Duration `yaml:"session_timeout" doc:"group session timeout: how soon a dead consumer's partitions are reassigned"`
+	MemoryLimitMiB int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog consume in MiB: the Go GC collects harder as the heap nears it, so peak RSS stays near dataset.memory_budget_mib plus the runtime (a GOMEMLIMIT environment variable wins); 0: none"`
 }
 
 // Realtime configures the speed layer.
@@ -233,13 +235,14 @@ func Default() *Config {
 			RollInterval:    Duration(60 * time.Second),
 			IdleHeartbeat:   Duration(time.Minute),
 			CheckpointEvery: 1000,
+			MemoryBudgetMiB: 256,
 			HDFS: HDFS{
 				ConnectTimeout:   Duration(10 * time.Second),
 				OperationTimeout: Duration(60 * time.Second),
 			},
 		},
 		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog", ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}"},
-		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second)},
+		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second), MemoryLimitMiB: 512},
 		Realtime: Realtime{
 			HTTP:                "127.0.0.1:9465",
 			Group:               "lambdalog-realtime",

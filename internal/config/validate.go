@@ -145,6 +145,8 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "dataset.roll_interval", int64(c.Dataset.RollInterval))
 	nonNegative(&ps, "dataset.idle_heartbeat", int64(c.Dataset.IdleHeartbeat))
 	nonNegative(&ps, "dataset.checkpoint_every", int64(c.Dataset.CheckpointEvery))
+	nonNegative(&ps, "dataset.memory_budget_mib", int64(c.Dataset.MemoryBudgetMiB))
+	nonNegative(&ps, "consumer.memory_limit_mib", int64(c.Consumer.MemoryLimitMiB))
 	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
 	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
 
