@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"strconv"
+	"strings"
 )
 
 // Commit log compaction.
@@ -38,9 +39,33 @@ type Folded struct {
 	Records int64 `json:"records"`
 }
 
+// snapshot is a checkpoint's snapshot.json. It names the segments that
+// hold the folded entries, oldest first: each checkpoint writes one
+// segment with the data entries folded since the previous checkpoint (at
+// most about CheckpointEvery of them) and lists the earlier segments by
+// name, so a checkpoint writes a bounded amount whatever the partition's
+// history, where rewriting every folded entry grew with every file ever
+// committed. Entries holds folded entries inline: snapshots written before
+// segments existed, read as before.
 type snapshot struct {
+	Segments []string `json:"segments,omitempty"`
+	Entries  []Entry  `json:"entries,omitempty"`
+}
+
+// segment is one segment file: folded data entries, oldest first.
+type segment struct {
 	Entries []Entry `json:"entries"`
 }
+
+// segmentsDir holds a partition's segments, beside the entry directories
+// (whose numeric names the log lists; this one is not numeric). Segments
+// outlive the checkpoint that wrote them, whose directory the next
+// compaction deletes.
+func (l *Log) segmentsDir() string { return path.Join(l.dir(), "segments") }
+
+// segmentName is unique per checkpoint attempt: a writer that lost the
+// race for seq never overwrites the winner's segment.
+func segmentName(seq int64, epoch string) string { return seqName(seq) + "-" + epoch + ".json" }
 
 // View is what a reader sees of a partition's log.
 type View struct {
@@ -50,6 +75,8 @@ type View struct {
 	Start int64
 	// Folded are the data entries the checkpoint folded, oldest first.
 	Folded []Entry
+	// Segments are the checkpoint snapshot's segments.
+	Segments []string
 	// Live are the entries from the checkpoint on (all of them without
 	// one), in sequence order.
 	Live []Entry
@@ -141,8 +168,30 @@ func (l *Log) view(ctx context.Context) (v View, anchor int64, err error) {
 	if err != nil {
 		return View{}, anchor, err
 	}
-	v.Folded = snap.Entries
+	v.Segments = snap.Segments
+	for _, name := range snap.Segments {
+		seg, err := l.readSegment(ctx, name)
+		if err != nil {
+			return View{}, anchor, err
+		}
+		v.Folded = append(v.Folded, seg.Entries...)
+	}
+	v.Folded = append(v.Folded, snap.Entries...)
 	return v, anchor, nil
+}
+
+func (l *Log) readSegment(ctx context.Context, name string) (segment, error) {
+	full := path.Join(l.segmentsDir(), name)
+	r, err := l.fs.Open(ctx, full)
+	if err != nil {
+		return segment{}, fmt.Errorf("consumer: read checkpoint segment %s: %w", full, err)
+	}
+	defer r.Close()
+	var s segment
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return segment{}, fmt.Errorf("consumer: checkpoint segment %s is damaged: %w", full, err)
+	}
+	return s, nil
 }
 
 // seqs lists the sequence numbers on storage, ascending. A log that has an
@@ -212,26 +261,56 @@ func (l *Log) Compact(ctx context.Context, epoch string, seq int64) (cp Entry, o
 	if last.Seq == seq && last.Kind == KindCheckpoint && last.Epoch == epoch {
 		// Ours: an earlier attempt was published but its answer lost.
 		l.checkpoint = seq
-		return last, true, l.deleteBefore(ctx, seq)
+		return last, true, l.deleteBefore(ctx, seq, v.Segments)
 	}
 	if last.Seq != seq-1 {
 		// Someone published after our last entry: the publish below
 		// would collide anyway; say so without writing a snapshot.
 		return Entry{}, false, fmt.Errorf("%w (%s/%d: newest entry %d, this writer is at %d)", ErrFenced, l.topic, l.partition, last.Seq, seq-1)
 	}
-	snap := snapshot{Entries: v.Folded}
+	// The new segment: what the previous snapshot held inline (only a
+	// snapshot from before segments has any) and the data entries since.
+	var seg segment
+	if len(v.Folded) > 0 {
+		prev, err := l.readSnapshot(ctx, v.Checkpoint)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		seg.Entries = append(seg.Entries, prev.Entries...)
+	}
 	sum := Folded{Start: v.Start}
+	for _, e := range v.Folded {
+		sum.Entries++
+		sum.Files += len(e.Files)
+		sum.Records += e.Records
+	}
 	for _, e := range v.Live {
 		// Claims, heartbeats and checkpoints carry no offsets or files:
 		// dropping them keeps the folded ranges contiguous.
 		if e.Next > e.Start || len(e.Files) > 0 {
-			snap.Entries = append(snap.Entries, e)
+			seg.Entries = append(seg.Entries, e)
+			sum.Entries++
+			sum.Files += len(e.Files)
+			sum.Records += e.Records
 		}
 	}
-	for _, e := range snap.Entries {
-		sum.Entries++
-		sum.Files += len(e.Files)
-		sum.Records += e.Records
+	snap := snapshot{Segments: append(v.Segments[:len(v.Segments):len(v.Segments)], segmentName(seq, epoch))}
+	segBody, err := json.Marshal(seg)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("consumer: encode checkpoint segment: %w", err)
+	}
+	if err := l.fs.MkdirAll(ctx, l.segmentsDir()); err != nil {
+		return Entry{}, false, fmt.Errorf("consumer: checkpoint segments dir: %w", err)
+	}
+	segPath := path.Join(l.segmentsDir(), segmentName(seq, epoch))
+	if err := l.fs.Remove(ctx, segPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Entry{}, false, fmt.Errorf("consumer: clear %s: %w", segPath, err) // an earlier attempt's
+	}
+	if err := l.writeFile(ctx, segPath, segBody); err != nil {
+		return Entry{}, false, err
+	}
+	if err := l.step("segment-written"); err != nil {
+		return Entry{}, false, err
 	}
 	body, err := json.Marshal(snap)
 	if err != nil {
@@ -244,12 +323,48 @@ func (l *Log) Compact(ctx context.Context, epoch string, seq int64) (cp Entry, o
 	}
 	l.checkpoint = seq
 	cp.Checkpoint = seq
-	return cp, true, l.deleteBefore(ctx, seq)
+	return cp, true, l.deleteBefore(ctx, seq, snap.Segments)
 }
 
 // deleteBefore removes the entries older than the checkpoint seq, oldest
-// first, so a crash leaves a suffix that readers ignore anyway.
-func (l *Log) deleteBefore(ctx context.Context, seq int64) error {
+// first, so a crash leaves a suffix that readers ignore anyway; then the
+// segments of checkpoint attempts below seq that lost or never published
+// (the checkpoint's own list, keep, names every segment in force).
+func (l *Log) deleteBefore(ctx context.Context, seq int64, keep []string) error {
+	if err := l.deleteEntriesBefore(ctx, seq); err != nil {
+		return err
+	}
+	return l.deleteSegments(ctx, seq, keep)
+}
+
+func (l *Log) deleteSegments(ctx context.Context, seq int64, keep []string) error {
+	names, err := l.fs.ReadDir(ctx, l.segmentsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("consumer: list checkpoint segments of %s/%d: %w", l.topic, l.partition, err)
+	}
+	kept := map[string]bool{}
+	for _, k := range keep {
+		kept[k] = true
+	}
+	for _, n := range names {
+		s, _, _ := strings.Cut(n.Name, "-")
+		at, perr := strconv.ParseInt(s, 10, 64)
+		// Only below seq: a segment at or above it may be a later
+		// checkpoint's, being written.
+		if perr != nil || at >= seq || kept[n.Name] {
+			continue
+		}
+		if err := l.fs.Remove(ctx, path.Join(l.segmentsDir(), n.Name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("consumer: delete stale checkpoint segment %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+func (l *Log) deleteEntriesBefore(ctx context.Context, seq int64) error {
 	seqs, err := l.seqs(ctx)
 	if err != nil {
 		return err

@@ -2,8 +2,11 @@ package consumer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"testing"
 	"time"
 
@@ -225,7 +228,11 @@ func TestZombieCheckpointIsFenced(t *testing.T) {
 		}
 		l2.hook = nil
 		cpSeq := claim2.Seq + 1
-		if err := l2.deleteBefore(ctx, cpSeq); err != nil {
+		snap, err := l2.readSnapshot(ctx, cpSeq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l2.deleteBefore(ctx, cpSeq, snap.Segments); err != nil {
 			t.Fatal(err)
 		}
 		mustVerify(t, fsys, 40)
@@ -379,5 +386,124 @@ func TestZombieAfterCompactionIsFenced(t *testing.T) {
 			t.Errorf("zombie files moved into place under auth/dt=2026-11-25")
 		}
 		mustVerify(t, fsys, 40)
+	})
+}
+
+// TestCheckpointWritesAreBounded: over a long history (200 data entries,
+// a checkpoint every 10 entries) each checkpoint writes one segment of at
+// most its own folded entries and a snapshot of segment names, never the
+// partition's whole history again; every segment in force is read back
+// (all 200 entries' files are in the state, verify exact); a segment of a
+// checkpoint attempt that never published is deleted by the next
+// checkpoint; and a snapshot written before segments (entries inline) is
+// read as before and folded into the next checkpoint's first segment.
+func TestCheckpointWritesAreBounded(t *testing.T) {
+	backends(t, func(t *testing.T, fsys storage.FS) {
+		ctx := context.Background()
+		const every = 10
+		l := NewLog(fsys, "auth", 0)
+		size := func(name string) int64 {
+			fi, err := fsys.Stat(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size
+		}
+		segments := func() map[string]int {
+			names, err := fsys.ReadDir(ctx, l.segmentsDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]int{}
+			for _, n := range names {
+				seg, err := l.readSegment(ctx, n.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[n.Name] = len(seg.Entries)
+			}
+			return out
+		}
+		if err := writeCompacting(ctx, fsys, nil, 200, 1, every); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 200)
+		v, err := l.View(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Segments) < 15 {
+			t.Fatalf("%d segments in force after 200 entries, want one per checkpoint", len(v.Segments))
+		}
+		for name, n := range segments() {
+			if n == 0 || n > every {
+				t.Errorf("segment %s holds %d entries, want 1..%d", name, n, every)
+			}
+		}
+		snapName := path.Join(l.dir(), seqName(v.Checkpoint), snapshotFile)
+		snap, err := l.readSnapshot(ctx, v.Checkpoint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Entries) != 0 {
+			t.Fatalf("the snapshot holds %d entries inline", len(snap.Entries))
+		}
+		if perName := size(snapName) / int64(len(snap.Segments)); perName > 100 {
+			t.Fatalf("snapshot %d bytes for %d segments: more than names", size(snapName), len(snap.Segments))
+		}
+		st, err := ReadState(ctx, fsys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(st.Files("auth")); got != 200 {
+			t.Fatalf("state lists %d files, want the 200 committed", got)
+		}
+
+		// A checkpoint attempt that wrote its segment and never published
+		// (a crash, or a fenced zombie) leaves a stale segment; the next
+		// checkpoint removes it.
+		stale := path.Join(l.segmentsDir(), segmentName(v.Checkpoint+1, "crashed-epoch"))
+		if err := l.writeFile(ctx, stale, []byte(`{"entries":[]}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeCompacting(ctx, fsys, nil, 230, 1, every); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fsys.Stat(ctx, stale); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("stale segment still there: %v", err)
+		}
+		mustVerify(t, fsys, 230)
+
+		// A snapshot from before segments: every folded entry inline.
+		v, err = l.View(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		legacy, err := json.Marshal(snapshot{Entries: v.Folded})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapName = path.Join(l.dir(), seqName(v.Checkpoint), snapshotFile)
+		if err := fsys.Remove(ctx, snapName); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.writeFile(ctx, snapName, legacy); err != nil {
+			t.Fatal(err)
+		}
+		if err := fsys.RemoveAll(ctx, l.segmentsDir()); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 230)
+		if err := writeCompacting(ctx, fsys, nil, 260, 1, every); err != nil {
+			t.Fatal(err)
+		}
+		mustVerify(t, fsys, 260)
+		v, err = l.View(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Segments) < 2 || len(v.Folded) < 230 {
+			t.Fatalf("after the legacy snapshot: %d segments, %d folded entries", len(v.Segments), len(v.Folded))
+		}
 	})
 }
