@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/term"
@@ -26,6 +26,7 @@ import (
 	"github.com/lambdalog/lambdalog/internal/chserver"
 	"github.com/lambdalog/lambdalog/internal/config"
 	"github.com/lambdalog/lambdalog/internal/gen"
+	"github.com/lambdalog/lambdalog/internal/httpserve"
 	"github.com/lambdalog/lambdalog/internal/kafkaconf"
 	"github.com/lambdalog/lambdalog/internal/obs"
 )
@@ -52,6 +53,11 @@ data within a couple of minutes. A status line every second shows
 events/s in, alerts fired, Parquet files committed, the last batch run and
 the dashboard URL. Layers that have not landed are listed as "not built"; dev
 never fakes their output.
+
+Its HTTP ports (metrics and health, the speed layer's API, the dashboard)
+listen on loopback with the production commands' timeouts, body and rate
+limits; the dashboard takes serve.token or a random token it prints, and the
+other ports take metrics.token and realtime.http_token when they are set.
 
 Ctrl-C (SIGINT) or SIGTERM stops everything cleanly and leaves no child
 process running; the next 'lambdalog dev' reuses DIR.`,
@@ -169,26 +175,30 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 		st.layers[layer] = "not built"
 	}
 
+	// dev serves plain HTTP on loopback: the URLs it prints and the one
+	// serve proxies the speed layer from are http://, as for serve below.
+	e.cfg.Metrics.TLSCertFile, e.cfg.Metrics.TLSKeyFile = "", ""
+	e.cfg.Realtime.HTTPTLSCertFile, e.cfg.Realtime.HTTPTLSKeyFile = "", ""
 	reg := obs.NewRegistry()
-	metrics, err := obs.NewServer("127.0.0.1:0", reg, log)
-	if err != nil {
-		return fmt.Errorf("dev: %w", err)
-	}
-	metrics.AddCheck("kafka", func(ctx context.Context) error { return pingKafka(ctx, b.Addr()) })
+	checks := map[string]obs.Check{"kafka": func(ctx context.Context) error { return pingKafka(ctx, b.Addr()) }}
 	if ch != nil {
-		metrics.AddCheck("clickhouse", func(ctx context.Context) error { _, err := ch.Version(ctx); return err })
+		checks["clickhouse"] = func(ctx context.Context) error { _, err := ch.Version(ctx); return err }
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	metricsURL, metricsWait, err := devMetricsHTTP(runCtx, e, reg, checks)
+	if err != nil {
+		return fmt.Errorf("dev: metrics: %w", err)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := metrics.Serve(runCtx); err != nil {
+		if err := metricsWait(); err != nil {
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	log.Info("dev platform up", "metrics", "http://"+metrics.Addr()+"/metrics")
+	log.Info("dev platform up", "metrics", metricsURL+"/metrics")
 
 	// Layers run until runCtx ends; the first to fail stops the platform.
 	var failed error
@@ -224,14 +234,21 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	if err != nil {
 		return fmt.Errorf("dev: realtime: %w", err)
 	}
-	rtLn, err := net.Listen("tcp", "127.0.0.1:0")
+	rtURL, rtWait, err := devRealtimeHTTP(runCtx, e, rt, reg, checks)
 	if err != nil {
+		rt.close()
 		return fmt.Errorf("dev: realtime: %w", err)
 	}
-	e.cfg.Serve.RealtimeURL = "http://" + rtLn.Addr().String()
-	rtSrv := &http.Server{Handler: rt.svc.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go rtSrv.Serve(rtLn)
-	defer rtSrv.Close()
+	e.cfg.Serve.RealtimeURL = rtURL
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// serve proxies the live views from this port: without it the
+		// dashboard is broken, so its failure stops the platform.
+		if err := rtWait(); err != nil {
+			fail("realtime http", err)
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -280,6 +297,57 @@ func runDev(ctx context.Context, e *env, o devOptions) error {
 	}
 	log.Info("dev platform stopped")
 	return nil
+}
+
+// devMetricsHTTP serves dev's one metrics and health port (/metrics,
+// /healthz, /readyz with checks) on a free loopback port until ctx ends,
+// behind internal/httpserve exactly as every production metrics port is
+// (metricsHTTP: timeouts, body and rate limits, metrics.token when set).
+// It returns the port's base URL and a wait for its shutdown.
+func devMetricsHTTP(ctx context.Context, e *env, reg *prometheus.Registry, checks map[string]obs.Check) (string, func() error, error) {
+	srv, err := obs.NewServer("127.0.0.1:0", reg, e.log)
+	if err != nil {
+		return "", nil, err
+	}
+	for name, c := range checks {
+		srv.AddCheck(name, c)
+	}
+	hs, err := metricsHTTP(e, srv.Handler(), reg)
+	if err != nil {
+		srv.Listener().Close()
+		return "", nil, err
+	}
+	return devServe(ctx, hs, srv)
+}
+
+// devRealtimeHTTP serves the speed layer's API (alert stream, live top
+// keys), health and metrics on a free loopback port until ctx ends,
+// wired as 'lambdalog realtime' wires its port (realtimeHTTP: timeouts,
+// body and rate limits, the alert stream's client cap, and
+// realtime.http_token when set, which serve then sends). It returns the
+// base URL serve proxies from and a wait for the shutdown.
+func devRealtimeHTTP(ctx context.Context, e *env, rt *realtimeLayer, reg *prometheus.Registry, checks map[string]obs.Check) (string, func() error, error) {
+	srv, err := obs.NewServer("127.0.0.1:0", reg, e.log)
+	if err != nil {
+		return "", nil, err
+	}
+	srv.Handle("/api/", rt.svc.Handler())
+	for name, c := range checks {
+		srv.AddCheck(name, c)
+	}
+	hs, err := realtimeHTTP(e, rt, srv.Handler(), reg)
+	if err != nil {
+		srv.Listener().Close()
+		return "", nil, err
+	}
+	return devServe(ctx, hs, srv)
+}
+
+// devServe runs hs on srv's listener until ctx ends.
+func devServe(ctx context.Context, hs *httpserve.Server, srv *obs.Server) (string, func() error, error) {
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(ctx, srv.Listener()) }()
+	return hs.Scheme() + "://" + srv.Addr(), func() error { return <-done }, nil
 }
 
 // runDevConsume runs the exactly-once consumer into the dev dataset.
