@@ -227,7 +227,7 @@ func strs(v any) []string {
 // where /healthz, /readyz and /metrics are served.
 func httpPort(t *testing.T, cfg *config.Config, subcommand string) string {
 	t.Helper()
-	addr := map[string]string{"consume": cfg.Consumer.HTTP, "realtime": cfg.Realtime.HTTP, "serve": cfg.Serve.Listen}[subcommand]
+	addr := map[string]string{"consume": cfg.Consumer.HTTP, "realtime": cfg.Realtime.HTTP, "serve": cfg.Serve.Listen, "batch": cfg.Batch.HTTP}[subcommand]
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatalf("%s address %q: %v", subcommand, addr, err)
@@ -287,7 +287,8 @@ func TestShippedConfigsPassConfigCheck(t *testing.T) {
 				t.Fatalf("lambdalog config check %s: exit %d\n%s", c, code, out)
 			}
 			// Secrets are files, never values in the configuration.
-			if s.cfg.Kafka.SASL.Password != "" || s.cfg.Serve.Token != "" || s.cfg.Realtime.WebhookToken != "" {
+			if s.cfg.Kafka.SASL.Password != "" || s.cfg.Serve.Token != "" || s.cfg.Realtime.WebhookToken != "" ||
+				s.cfg.Realtime.HTTPToken != "" || s.cfg.Metrics.Token != "" {
 				t.Errorf("%s holds a secret value; use the *_file keys or the environment", c)
 			}
 			if u, err := url.Parse(s.cfg.ClickHouse.DSN.Reveal()); err != nil {
@@ -622,6 +623,7 @@ func checkComposeService(t *testing.T, name string, v any, s staged, secretFiles
 	if code != 0 {
 		t.Fatalf("config check with %s's environment: exit %d\n%s", name, code, out)
 	}
+	requireHTTPAuth(t, s, env, cmd[0])
 
 	// Every file the configuration names is mounted.
 	mounted := map[string]bool{"/etc/lambdalog/lambdalog.yaml": true}
@@ -641,11 +643,8 @@ func checkComposeService(t *testing.T, name string, v any, s staged, secretFiles
 		t.Errorf("not a non-root, read-only container: user %q read_only %v", get(v, "user"), get(v, "read_only"))
 	}
 
-	if cmd[0] == "batch" {
-		if len(cmd) < 2 || cmd[1] != "schedule" {
-			t.Errorf("batch service runs %q, want batch schedule", cmd)
-		}
-		return
+	if cmd[0] == "batch" && (len(cmd) < 2 || cmd[1] != "schedule") {
+		t.Errorf("batch service runs %q, want batch schedule", cmd)
 	}
 	probe := strs(get(v, "healthcheck", "test"))
 	wantURL := "http://127.0.0.1:" + httpPort(t, s.cfg, cmd[0]) + "/readyz"
@@ -773,6 +772,7 @@ func checkDeployment(t *testing.T, d map[string]any, sub string, s staged, pdbs 
 	if code != 0 || !strings.Contains(out, "ok: lambdalog "+sub) {
 		t.Fatalf("lambdalog %s --validate-only: exit %d\n%s", strings.Join(args, " "), code, out)
 	}
+	requireHTTPAuth(t, s, env, sub)
 
 	// Every file the configuration reads is mounted.
 	var mounts []string
@@ -819,7 +819,6 @@ func checkDeployment(t *testing.T, d map[string]any, sub string, s staged, pdbs 
 		if len(args) < 2 || args[1] != "schedule" {
 			t.Errorf("scheduler args %q", args)
 		}
-		return
 	}
 
 	// Probes on the service's HTTP port, the one its configuration listens on.
@@ -844,6 +843,9 @@ func checkDeployment(t *testing.T, d map[string]any, sub string, s staged, pdbs 
 	ann := get(d, "spec", "template", "metadata", "annotations")
 	if str(get(ann, "prometheus.io/scrape")) != "true" || str(get(ann, "prometheus.io/port")) != port || str(get(ann, "prometheus.io/path")) != "/metrics" {
 		t.Errorf("Prometheus annotations %v, want scrape on %s/metrics", ann, port)
+	}
+	if sub == "batch" {
+		return // one replica by design: no PDB
 	}
 	labels := get(d, "spec", "template", "metadata", "labels").(map[string]any)
 	covered := false

@@ -17,6 +17,8 @@ keep_or_write() { # file value
 keep_or_write secrets/kafka_admin_password "$(rand)"
 keep_or_write secrets/kafka_lambdalog_password "$(rand)"
 keep_or_write secrets/serve_token "$(rand)"
+keep_or_write secrets/realtime_http_token "$(rand)"
+keep_or_write secrets/metrics_token "$(rand)"
 admin=$(tr -d '\n' <secrets/kafka_admin_password)
 
 # JAAS for the brokers: admin is the inter-broker and controller identity
