@@ -484,7 +484,7 @@ func (s *Service) Run(ctx context.Context) error {
 			continue // the assignment changed under this poll: rewind first
 		}
 		now := time.Now()
-		s.parse(fetches, &b)
+		s.startParse(fetches, &b)
 		s.mu.Lock()
 		out := s.feed(&b, now)
 		s.mu.Unlock()
@@ -588,6 +588,10 @@ type batch struct {
 	late   []*kgo.Record
 	fwd    []*kgo.Record // repartition records (live only)
 	n      int
+	// pending[c] is closed when chunk c (parseChunk records) is parsed,
+	// nil when every record is; records before readyTo are known parsed.
+	pending []chan struct{}
+	readyTo int
 	// slab and recSlab hold the keys, values and structs of repartition
 	// records (appendForwards).
 	slab    []byte
@@ -596,6 +600,20 @@ type batch struct {
 
 // parse parses a poll's records, in parallel when it is large.
 func (s *Service) parse(fetches kgo.Fetches, b *batch) {
+	s.startParse(fetches, b)
+	b.waitAll()
+}
+
+// parseChunk is how many records a parse worker takes at a time: feed
+// starts on the first chunks while the workers parse the rest.
+const parseChunk = 1024
+
+// startParse starts parsing a poll's records: on the caller's goroutine
+// when the poll is small, else on parse workers that take chunks in
+// order, so that feed (b.ready) runs the engine on the first chunks
+// while the rest are parsed: the engine and the parsers then use both
+// cores instead of taking turns.
+func (s *Service) startParse(fetches kgo.Fetches, b *batch) {
 	b.recs = b.recs[:0]
 	b.late = b.late[:0]
 	clear(b.fwd)
@@ -604,18 +622,46 @@ func (s *Service) parse(fetches kgo.Fetches, b *batch) {
 	b.n = len(b.recs)
 	b.parsed = slices.Grow(b.parsed[:0], b.n)[:b.n]
 	b.orig = slices.Grow(b.orig[:0], b.n)[:b.n]
+	b.pending, b.readyTo = nil, 0
 	w := min(len(s.workers), b.n/512)
 	if w <= 1 {
 		s.parseRange(s.workers[0], b, 0, b.n)
 		return
 	}
-	var wg sync.WaitGroup
-	chunk := (b.n + w - 1) / w
-	for i := range w {
-		lo, hi := i*chunk, min((i+1)*chunk, b.n)
-		wg.Go(func() { s.parseRange(s.workers[i], b, lo, hi) })
+	nc := (b.n + parseChunk - 1) / parseChunk
+	b.pending = make([]chan struct{}, nc)
+	for c := range b.pending {
+		b.pending[c] = make(chan struct{})
 	}
-	wg.Wait()
+	var next atomic.Int64
+	for i := range w {
+		go func() {
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= nc {
+					return
+				}
+				s.parseRange(s.workers[i], b, c*parseChunk, min((c+1)*parseChunk, b.n))
+				close(b.pending[c])
+			}
+		}()
+	}
+}
+
+// ready waits until record i of the batch is parsed.
+func (b *batch) ready(i int) {
+	for b.pending != nil && i >= b.readyTo {
+		<-b.pending[b.readyTo/parseChunk]
+		b.readyTo = min(b.readyTo+parseChunk, b.n)
+	}
+}
+
+// waitAll waits until every record of the batch is parsed.
+func (b *batch) waitAll() {
+	if b.n > 0 {
+		b.ready(b.n - 1)
+	}
+	b.pending = nil
 }
 
 func (s *Service) parseRange(ps map[string]parse.Parser, b *batch, lo, hi int) {
@@ -639,6 +685,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		totEv, totFail  int64
 		totRep          int64
 	)
+	if s.o.Minutes != nil {
+		b.waitAll() // the aggregator reads the whole poll at once
+	}
 	waitMinutes := s.addMinutes(b)
 	// Records come grouped by partition, so counters are added per run
 	// of one topic rather than per event.
@@ -656,8 +705,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		totFail += fail
 		ev, fail, lateN = 0, 0, 0
 	}
-	for i, rec := range b.parsed {
-		r := b.recs[i]
+	for i := range b.n {
+		b.ready(i)
+		rec, r := b.parsed[i], b.recs[i]
 		if r.Topic != topic {
 			flush()
 			topic, tm = r.Topic, s.m.topic(r.Topic)
