@@ -155,8 +155,9 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 	if !s.rp.on {
 		return nil
 	}
-	// A short metadata age: a topic just created shows at the next look.
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.o.Client...), kgo.MetadataMinAge(50*time.Millisecond))...)
+	// The shortest metadata age (kgo serves metadata requests from its
+	// cache for that long): a topic just created shows at the next look.
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, s.o.Client...), kgo.MetadataMinAge(10*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("realtime/service: kafka: %w", err)
 	}
@@ -196,8 +197,10 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 		}
 		s.log.Info("created repartition topic", "topic", t, "partitions", most)
 	}
-	// A created topic takes a moment to show in the metadata.
-	for {
+	// A created topic takes a moment to show in the metadata: look again
+	// soon, then less often (a fixed 200 ms and a 50 ms metadata age were
+	// most of the start-up of a new group).
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
 		have, err = adm.ListTopics(mctx, ts...)
 		if err != nil {
 			return fmt.Errorf("realtime/service: repartition topic metadata: %w", err)
@@ -207,7 +210,7 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 		}
 		select {
 		case <-mctx.Done():
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(wait):
 			continue
 		}
 		break
