@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -129,7 +130,35 @@ func (s *Service) Reload() error {
 	}
 	s.m.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("rules reloaded", "file", s.o.RulesFile, "rules", len(rs.Rules))
+	if ids, topics := s.unrepartitioned(rs); len(ids) > 0 {
+		// The group's subscription and the repartition topics are fixed
+		// at start: such a rule reads the source topics, where each
+		// instance sees only the events of its own source addresses.
+		s.log.Warn("reloaded rules keyed by a column with no repartition topic run on the source topics until a restart (exact only with a single instance); restart every instance to repartition them",
+			"rules", ids, "topics_created_at_restart", topics)
+	}
 	return nil
+}
+
+// unrepartitioned lists the rules of rs that repartitioning would feed
+// from a repartition topic, but whose topic does not exist in this run
+// (their key was in no rule at start), and those topics.
+func (s *Service) unrepartitioned(rs *rules.RuleSet) (ids, topics []string) {
+	if !s.rp.on {
+		return nil, nil
+	}
+	for _, r := range rs.Rules {
+		if r.Kind == rules.Sequence || (len(r.Key) == 1 && r.Key[0] == s.rp.key) {
+			continue
+		}
+		if _, ok := s.rp.topics[keyCols(r)]; !ok {
+			ids = append(ids, r.ID)
+			if t := s.rp.prefix + keyCols(r); !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
+	}
+	return ids, topics
 }
 
 // Rules is the running rule set.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -202,5 +203,53 @@ func TestReloadKeepsStateAndTopKeys(t *testing.T) {
 	out := feedLines(s, "auth", sshFail(9, "198.18.0.9"))
 	if len(out) != 1 || out[0].Value != 7 || out[0].Threshold != 7 {
 		t.Fatalf("after reload to threshold 7, the 7th failure gave %+v; the window state was not kept", out)
+	}
+}
+
+// TestReloadWarnsOfRulesWithoutRepartitionTopic: a reload that brings a
+// rule keyed by a column no rule had at start keeps it on the source
+// topics (lane 0) and says so, naming the rule and the topic a restart
+// creates; a reload whose keys all have topics says nothing.
+func TestReloadWarnsOfRulesWithoutRepartitionTopic(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	rule := func(id, key string) string {
+		return fmt.Sprintf("  - id: %s\n    kind: threshold\n    dataset: firewall\n    key: %s\n    aggregate: count\n    window: 10s\n    threshold: 100\n", id, key)
+	}
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: testSources, Rules: rs, RulesFile: file,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")+rule("by_dst2", "destination_ip")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs.String(), "no repartition topic") {
+		t.Fatalf("warned about a key that has its topic:\n%s", logs.String())
+	}
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")+rule("by_if", "observer_ingress_interface_name")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "no repartition topic") || !strings.Contains(out, "by_if") || !strings.Contains(out, "g-repartition-observer_ingress_interface_name") {
+		t.Fatalf("no warning naming by_if and its topic:\n%s", out)
+	}
+	for _, r := range s.Rules().Rules {
+		if want := map[string]int{"by_dst": 1, "by_if": 0}[r.ID]; s.laneOf(r) != want {
+			t.Errorf("rule %s in lane %d, want %d", r.ID, s.laneOf(r), want)
+		}
 	}
 }
