@@ -42,6 +42,21 @@ func observe(ctx context.Context, e *env, addr string, reg *prometheus.Registry,
 	return func() error { return <-done }, nil
 }
 
+// metricsPathTokens guards /metrics on an API port (serve, realtime)
+// with metrics.token, the scrapers' secret, when one is set: the port's
+// own token is the API clients', and /metrics there would otherwise be
+// open.
+func metricsPathTokens(e *env) (map[string]string, error) {
+	tok, err := e.cfg.Metrics.BearerToken()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if tok == "" {
+		return nil, nil
+	}
+	return map[string]string{"/metrics": tok}, nil
+}
+
 // metricsHTTP serves a metrics port with the metrics.* keys: TLS, a
 // token on /metrics when one is set (Prometheus sends it as a bearer
 // token or basic-auth password; /healthz and /readyz stay open for the

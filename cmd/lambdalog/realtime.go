@@ -127,16 +127,21 @@ every problem with its line; exit 2 when there is one.`,
 }
 
 // realtimeHTTP puts the speed layer's port behind internal/httpserve:
-// realtime.http_token on /api (health and metrics stay open), TLS, the
-// per-client rate limit, and the alert stream's client cap counted with
-// the port's other refusals. The API takes no request bodies.
+// realtime.http_token on /api, metrics.token on /metrics (health stays
+// open), TLS, the per-client rate limit, and the alert stream's client
+// cap counted with the port's other refusals. The API takes no request
+// bodies.
 func realtimeHTTP(e *env, rt *realtimeLayer, routes http.Handler, reg prometheus.Registerer) (*httpserve.Server, error) {
 	c := e.cfg.Realtime
 	tok, err := c.HTTPBearerToken()
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	hs, err := httpserve.New(httpserve.Options{Name: "realtime", Handler: routes, Token: tok,
+	pathTokens, err := metricsPathTokens(e)
+	if err != nil {
+		return nil, err
+	}
+	hs, err := httpserve.New(httpserve.Options{Name: "realtime", Handler: routes, Token: tok, PathTokens: pathTokens,
 		TLSCertFile: c.HTTPTLSCertFile, TLSKeyFile: c.HTTPTLSKeyFile,
 		RateLimit: float64(c.HTTPRateLimit), RateBurst: c.HTTPRateBurst, MaxBodyBytes: 1 << 10,
 		Registerer: reg, Logger: e.log})

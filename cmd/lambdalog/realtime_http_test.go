@@ -178,3 +178,38 @@ func TestRealtimeRefusesOversizedRulesFile(t *testing.T) {
 		t.Fatalf("at the limit: %v", err)
 	}
 }
+
+// TestAPIPortsGuardMetricsWithMetricsToken: with metrics.token set, /metrics
+// on the speed layer's API port takes that token (the scrapers' secret),
+// not the API's, and stays closed without it; health stays open. Without
+// metrics.token the port's /metrics is open as before.
+func TestAPIPortsGuardMetricsWithMetricsToken(t *testing.T) {
+	const apiTok, metricsTok = "rt-api-tok-77", "scrape-tok-88"
+	cfg := config.Default()
+	cfg.Realtime.HTTPToken = apiTok
+	cfg.Metrics.Token = metricsTok
+	base, _ := startRealtimeHTTP(t, cfg)
+	cl := &http.Client{Timeout: 10 * time.Second}
+	for _, c := range []struct {
+		path, tok string
+		want      int
+	}{
+		{"/metrics", "", http.StatusUnauthorized},
+		{"/metrics", apiTok, http.StatusUnauthorized},
+		{"/metrics", metricsTok, http.StatusOK},
+		{"/api/windows/top", metricsTok, http.StatusUnauthorized},
+		{"/api/windows/top", apiTok, http.StatusOK},
+		{"/healthz", "", http.StatusOK},
+	} {
+		if resp, _ := get(t, cl, base+c.path, c.tok); resp.StatusCode != c.want {
+			t.Errorf("%s with token %q: %d, want %d", c.path, c.tok, resp.StatusCode, c.want)
+		}
+	}
+
+	open := config.Default()
+	open.Realtime.HTTPToken = apiTok
+	base, _ = startRealtimeHTTP(t, open)
+	if resp, body := get(t, cl, base+"/metrics", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "lambdalog_") {
+		t.Errorf("/metrics without metrics.token configured: %d", resp.StatusCode)
+	}
+}

@@ -95,12 +95,17 @@ start. Serves until SIGINT or SIGTERM. See docs/queries.md.`,
 // serveHTTP puts the serving API behind internal/httpserve: TLS from
 // serve.tls_cert_file/tls_key_file, the per-client rate limit
 // (serve.rate_limit, rate_burst), a 1 KiB body limit (the API is
-// read-only) and timeouts sized to serve.query_timeout. The token, page
+// read-only), timeouts sized to serve.query_timeout, and metrics.token on
+// /metrics when set. The API token, page
 // token and stream tickets stay the server's own; its refusals are
 // counted here through server.Options.Reject.
 func serveHTTP(e *env, srv *server.Server, reg prometheus.Registerer) (*httpserve.Server, error) {
 	s := e.cfg.Serve
-	return httpserve.New(httpserve.Options{Name: "serve", Handler: srv.Handler(),
+	pathTokens, err := metricsPathTokens(e)
+	if err != nil {
+		return nil, err
+	}
+	return httpserve.New(httpserve.Options{Name: "serve", Handler: srv.Handler(), PathTokens: pathTokens,
 		TLSCertFile: s.TLSCertFile, TLSKeyFile: s.TLSKeyFile,
 		RateLimit: float64(s.RateLimit), RateBurst: s.RateBurst,
 		MaxBodyBytes: 1 << 10, MaxHeaderBytes: 16 << 10,

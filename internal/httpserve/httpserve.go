@@ -59,6 +59,11 @@ type Options struct {
 	BasicUser string
 	// OpenPaths need no token (default /healthz, /readyz, /metrics).
 	OpenPaths []string
+	// PathTokens name paths that need a token of their own instead of
+	// Token, whether Token is set or the path is in OpenPaths: /metrics on
+	// an API port takes metrics.token, the scrapers' secret, not the
+	// API's.
+	PathTokens map[string]string
 
 	// RateLimit is the sustained requests per second allowed per client
 	// IP address; 0 disables rate limiting.
@@ -100,6 +105,7 @@ type Server struct {
 	tls      *tls.Config
 	tokenSum [32]byte
 	open     map[string]bool
+	pathSums map[string][32]byte
 	limit    *limiter
 	rejected *prometheus.CounterVec
 	handler  http.Handler
@@ -155,6 +161,15 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Token != "" {
 		s.tokenSum = sha256.Sum256([]byte(o.Token))
+	}
+	for p, tok := range o.PathTokens {
+		if tok == "" {
+			return nil, fmt.Errorf("httpserve: %s: empty token for %s", o.Name, p)
+		}
+		if s.pathSums == nil {
+			s.pathSums = map[string][32]byte{}
+		}
+		s.pathSums[p] = sha256.Sum256([]byte(tok))
 	}
 	if o.RateLimit > 0 {
 		s.limit = newLimiter(o.RateLimit, o.RateBurst, 0, o.Now)
@@ -300,21 +315,26 @@ func (s *Server) rateLimited(h http.Handler) http.Handler {
 }
 
 func (s *Server) authenticated(h http.Handler) http.Handler {
-	if s.o.Token == "" {
+	if s.o.Token == "" && len(s.pathSums) == 0 {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.open[r.URL.Path] || s.authorized(r) {
-			h.ServeHTTP(w, r)
+		want, own := s.pathSums[r.URL.Path]
+		switch {
+		case own && s.authorized(r, want):
+		case !own && (s.o.Token == "" || s.open[r.URL.Path] || s.authorized(r, s.tokenSum)):
+		default:
+			w.Header().Add("WWW-Authenticate", `Bearer realm="lambdalog"`)
+			w.Header().Add("WWW-Authenticate", `Basic realm="lambdalog", charset="UTF-8"`)
+			s.Reject(w, r, http.StatusUnauthorized, ReasonUnauthorized, "missing or wrong token")
 			return
 		}
-		w.Header().Add("WWW-Authenticate", `Bearer realm="lambdalog"`)
-		w.Header().Add("WWW-Authenticate", `Basic realm="lambdalog", charset="UTF-8"`)
-		s.Reject(w, r, http.StatusUnauthorized, ReasonUnauthorized, "missing or wrong token")
+		h.ServeHTTP(w, r)
 	})
 }
 
-func (s *Server) authorized(r *http.Request) bool {
+// authorized reports whether r carries the token whose digest is want.
+func (s *Server) authorized(r *http.Request, want [32]byte) bool {
 	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok {
 		return false
@@ -322,7 +342,7 @@ func (s *Server) authorized(r *http.Request) bool {
 	cred = strings.TrimSpace(cred)
 	switch {
 	case strings.EqualFold(scheme, "Bearer"):
-		return s.tokenEqual(cred)
+		return tokenEqual(cred, want)
 	case strings.EqualFold(scheme, "Basic"):
 		raw, err := base64.StdEncoding.DecodeString(cred)
 		if err != nil {
@@ -330,16 +350,16 @@ func (s *Server) authorized(r *http.Request) bool {
 		}
 		user, pass, ok := strings.Cut(string(raw), ":")
 		userOK := s.o.BasicUser == "" || subtle.ConstantTimeCompare([]byte(user), []byte(s.o.BasicUser)) == 1
-		return ok && s.tokenEqual(pass) && userOK
+		return ok && tokenEqual(pass, want) && userOK
 	}
 	return false
 }
 
 // tokenEqual compares SHA-256 digests in constant time, so neither the
 // content nor the length of the token leaks through timing.
-func (s *Server) tokenEqual(tok string) bool {
+func tokenEqual(tok string, want [32]byte) bool {
 	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 func (s *Server) bodyLimited(h http.Handler) http.Handler {

@@ -206,6 +206,47 @@ func TestTokenOrBasicAuthWithOpenHealthPaths(t *testing.T) {
 	}
 }
 
+func TestPathTokensGuardMetricsWithTheirOwnToken(t *testing.T) {
+	const apiTok, metricsTok = "api-token-1", "metrics-token-2"
+	for _, api := range []string{apiTok, ""} {
+		s, _ := newServer(t, Options{Token: api, PathTokens: map[string]string{"/metrics": metricsTok}})
+		h := s.Handler()
+		cases := []struct {
+			path, auth string
+			want       int
+		}{
+			{"/metrics", "", 401},
+			{"/metrics", "Bearer " + apiTok, 401},
+			{"/metrics", "Bearer " + metricsTok, 200},
+			{"/metrics", "Basic " + b64("prometheus:"+metricsTok), 200},
+			{"/healthz", "", 200},
+			{"/readyz", "", 200},
+		}
+		if api != "" {
+			cases = append(cases, struct {
+				path, auth string
+				want       int
+			}{"/api/x", "Bearer " + metricsTok, 401}, struct {
+				path, auth string
+				want       int
+			}{"/api/x", "Bearer " + apiTok, 200})
+		} else {
+			cases = append(cases, struct {
+				path, auth string
+				want       int
+			}{"/api/x", "", 200})
+		}
+		for _, c := range cases {
+			if w := do(h, "GET", c.path, "10.0.0.1:1", nil, "Authorization", c.auth); w.Code != c.want {
+				t.Errorf("api token %q: GET %s with %q: %d, want %d", api, c.path, c.auth, w.Code, c.want)
+			}
+		}
+	}
+	if _, err := New(Options{Name: "x", Handler: http.NotFoundHandler(), PathTokens: map[string]string{"/metrics": ""}}); err == nil {
+		t.Error("an empty path token was accepted")
+	}
+}
+
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestBodyLimit(t *testing.T) {
