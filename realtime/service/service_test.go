@@ -42,10 +42,10 @@ func (r *running) shutdown(t *testing.T) {
 	r.stop()
 	select {
 	case err := <-r.done:
+		r.done <- err // for the cleanup, which waits for it too
 		if err != nil {
 			t.Fatalf("service: %v", err)
 		}
-		r.done <- nil // for the cleanup
 	case <-time.After(30 * time.Second):
 		t.Fatal("service did not stop within 30 s")
 	}
