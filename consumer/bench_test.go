@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lambdalog/lambdalog/internal/config"
 	"github.com/lambdalog/lambdalog/internal/hdfstest"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 	"github.com/lambdalog/lambdalog/internal/storage"
@@ -227,6 +229,17 @@ type measure struct {
 }
 
 func startMeasure(b *testing.B) *measure {
+	// The GC runs as lambdalog consume sets it (consumer.gc_percent), for
+	// the naive baseline too, so the comparison is at equal settings; a
+	// GOGC environment variable wins, as it does for the command. The
+	// soft memory limit is not applied: the in-process broker's log
+	// shares the heap.
+	if os.Getenv("GOGC") == "" {
+		if pct := config.Default().Consumer.GCPercent; pct > 0 {
+			old := debug.SetGCPercent(pct)
+			b.Cleanup(func() { debug.SetGCPercent(old) })
+		}
+	}
 	// The setup (producing into the broker) is garbage the timed part
 	// would otherwise collect and count.
 	runtime.GC()

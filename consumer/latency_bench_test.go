@@ -51,9 +51,10 @@ const (
 // roll_bytes 128 MiB: at this rate the interval always rolls first); the
 // roll=1s case shows what the protocol itself adds.
 //
-// The child applies the configuration's memory budget and soft memory
-// limit (dataset.memory_budget_mib, consumer.memory_limit_mib) as
-// lambdalog consume does; the budget=64MiB case shows a smaller budget.
+// The child applies the configuration's memory budget, soft memory limit
+// and GOGC (dataset.memory_budget_mib, consumer.memory_limit_mib,
+// consumer.gc_percent) as lambdalog consume does; the budget=64MiB case
+// shows a smaller budget.
 func BenchmarkCommitLatency(b *testing.B) {
 	cfg := config.Default()
 	def := cfg.Dataset
@@ -323,6 +324,9 @@ func TestLatencyConsumerChild(t *testing.T) {
 	budget, _ := strconv.Atoi(os.Getenv("LLTEST_LAT_BUDGET_MIB"))
 	if limit, _ := strconv.Atoi(os.Getenv("LLTEST_LAT_LIMIT_MIB")); limit > 0 {
 		debug.SetMemoryLimit(int64(limit) << 20) // as lambdalog consume does
+	}
+	if pct := def.Consumer.GCPercent; pct > 0 && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(pct)
 	}
 	c, err := New(Options{FS: fsys, Client: []kgo.Opt{kgo.SeedBrokers(os.Getenv("LLTEST_LAT_BROKER"))}, Group: "latency",
 		Sources:     []Source{{"auth", "sshd"}},

@@ -115,6 +115,7 @@ type Consumer struct {
 	// A killed consumer's partitions move to the survivors after this.
 	SessionTimeout Duration `yaml:"session_timeout" doc:"group session timeout: how soon a dead consumer's partitions are reassigned"`
 	MemoryLimitMiB int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog consume in MiB: the Go GC collects harder as the heap nears it, so peak RSS stays near dataset.memory_budget_mib plus the runtime (a GOMEMLIMIT environment variable wins); 0: none"`
+	GCPercent      int      `yaml:"gc_percent" doc:"GOGC of lambdalog consume: the heap grows this many percent over the live data before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
 }
 
 // Realtime configures the speed layer.
@@ -242,7 +243,7 @@ func Default() *Config {
 			},
 		},
 		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog", ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}"},
-		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second), MemoryLimitMiB: 512},
+		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second), MemoryLimitMiB: 512, GCPercent: 200},
 		Realtime: Realtime{
 			HTTP:                "127.0.0.1:9465",
 			Group:               "lambdalog-realtime",

@@ -147,6 +147,7 @@ func (c *Config) Validate() []Problem {
 	nonNegative(&ps, "dataset.checkpoint_every", int64(c.Dataset.CheckpointEvery))
 	nonNegative(&ps, "dataset.memory_budget_mib", int64(c.Dataset.MemoryBudgetMiB))
 	nonNegative(&ps, "consumer.memory_limit_mib", int64(c.Consumer.MemoryLimitMiB))
+	nonNegative(&ps, "consumer.gc_percent", int64(c.Consumer.GCPercent))
 	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
 	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
 
