@@ -356,12 +356,18 @@ func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, er
 		}
 		if got {
 			idleSince = time.Now()
-		} else if time.Since(idleSince) > 4*recoverIdle {
+		} else if idle := time.Since(idleSince); idle > 4*recoverIdle {
 			// Nothing parseable at or after the offset: the partition
 			// ends there. Its last record is the committed one, so the
-			// replay needs nothing before what was found.
+			// replay needs nothing before what was found. A source
+			// partition does have a record there (the probed offsets
+			// are at or after the log start and at or before the last
+			// consumed record), so nothing yet means a slow broker:
+			// wait longer for it (a loaded machine made this give up
+			// and the service exit). A repartition partition may hold
+			// only transaction markers there.
 			for k, o := range at {
-				if _, ok := out[k]; !ok {
+				if _, ok := out[k]; !ok && (s.rp.internal[k.topic] || idle > 20*recoverIdle) {
 					s.log.Warn("recover: no parseable record at or after offset", "topic", k.topic, "partition", k.part, "offset", o)
 					out[k] = probed{offset: o, recordTime: math.MaxInt64, eventTime: math.MaxInt64}
 				}
