@@ -511,7 +511,19 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 				// nothing more came: they are done.
 				break
 			}
-			if time.Since(idleFrom) > 4*recoverIdle {
+			// An open source partition has records up to its last
+			// consumed one (committed-1), so nothing for a while means a
+			// slow broker, not the end: wait longer before giving up
+			// with windows missing events (a loaded machine made the
+			// 2 s below stop replays short and miss alerts).
+			patience := 4 * recoverIdle
+			for t, ps := range parts {
+				if len(ps) > 0 && !s.rp.internal[t] {
+					patience = 20 * recoverIdle
+					break
+				}
+			}
+			if time.Since(idleFrom) > patience {
 				s.log.Warn("recover: replay stopped short of the committed offsets (no more records)", "partitions_open", open)
 				break
 			}
