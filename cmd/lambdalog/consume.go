@@ -5,8 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,7 +43,11 @@ the partitions holding the most commit early; consumer.memory_limit_mib is
 the Go runtime's soft memory limit (GOMEMLIMIT wins) and consumer.gc_percent
 its GOGC (GOGC wins).
 Every dataset.checkpoint_every entries a partition's commit log is folded
-into a checkpoint and the older entries deleted.
+into a checkpoint and the older entries deleted. When storage or broker
+errors outlast the commit retries, the consumer restarts in the process
+(consumer.restart_attempts, backing off 1 s, 2 s, 4 s...; /readyz is not
+ready meanwhile) and recovers from the commit log; past the attempts the
+command exits non-zero.
 
 Serves /metrics, /healthz and /readyz on --http. SIGINT or SIGTERM commits
 what is buffered and leaves the group; exit 0 after a clean stop.`,
@@ -67,19 +73,22 @@ what is buffered and leaves the group; exit 0 after a clean stop.`,
 			}
 			defer fsys.Close()
 			// The metrics server stops with the consumer, not only on a
-			// signal: a consumer that failed must exit (and be restarted),
-			// not linger out of its group with /healthz still answering.
+			// signal: a consumer that failed past its in-process restarts
+			// must exit (and be restarted), not linger out of its group
+			// with /healthz still answering.
 			octx, stopObserve := context.WithCancel(ctx)
 			defer stopObserve()
+			rs := newRestarter(e.log, e.cfg.Consumer.RestartAttempts, time.Second, reg)
 			wait, err := observe(octx, e, httpAddr, reg, map[string]obs.Check{
-				"kafka":   func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
-				"dataset": func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
+				"kafka":    func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
+				"dataset":  func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
+				"consumer": rs.check,
 			})
 			if err != nil {
 				return err
 			}
 			e.log.Info("consumer started", "group", e.cfg.Consumer.Group, "dataset", e.cfg.Dataset.URL)
-			err = c.Run(ctx)
+			err = rs.run(ctx, c.Run)
 			stopObserve()
 			werr := wait()
 			e.log.Info("consumer stopped", "files", c.FilesCommitted(), "records", c.RecordsCommitted())
@@ -188,4 +197,78 @@ func checkpointEvery(n int) int64 {
 		return -1
 	}
 	return int64(n)
+}
+
+// restarter reruns a failed consumer in the process: a Run that fails has
+// left its group and dropped its unpublished buffers, and the next Run
+// claims its partitions and recovers from the dataset's commit log exactly
+// as a fresh process would, without a container restart's growing back-off
+// and reconnects. Past attempts failures within restartWindow it gives up,
+// so a lasting failure still ends the process for its supervisor.
+type restarter struct {
+	log      *slog.Logger
+	attempts int
+	base     time.Duration
+	restarts prometheus.Counter
+	waiting  atomic.Bool
+}
+
+// restartWindow is how long a Run must last for its failure to count as a
+// new incident rather than the next attempt of the same one.
+const restartWindow = 5 * time.Minute
+
+func newRestarter(log *slog.Logger, attempts int, base time.Duration, reg prometheus.Registerer) *restarter {
+	r := &restarter{log: log, attempts: attempts, base: base,
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_consumer_restarts_total", Help: "Times lambdalog consume restarted its consumer in the process after a failure (consumer.restart_attempts)."})}
+	if reg != nil {
+		reg.MustRegister(r.restarts)
+	}
+	return r
+}
+
+// check is the readiness check: not ready while waiting to restart.
+func (r *restarter) check(context.Context) error {
+	if r.waiting.Load() {
+		return errors.New("consumer failed; restarting it")
+	}
+	return nil
+}
+
+// run calls run until it returns nil, ctx ends, or it has failed more than
+// attempts times in a row (a Run lasting restartWindow starts the count
+// again). A stop that arrives while waiting to restart is a clean stop:
+// the failed Run left nothing buffered.
+func (r *restarter) run(ctx context.Context, run func(context.Context) error) error {
+	failures := 0
+	for {
+		started := time.Now()
+		err := run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if time.Since(started) >= restartWindow {
+			failures = 0
+		}
+		if failures >= r.attempts {
+			if r.attempts > 0 {
+				r.log.Error("consumer failed; no restart attempts left", "attempts", r.attempts, "err", err)
+			}
+			return err
+		}
+		wait := min(r.base<<failures, 30*time.Second)
+		failures++
+		r.restarts.Inc()
+		r.log.Warn("consumer failed; restarting it in the process", "attempt", failures, "of", r.attempts, "in", wait, "err", err)
+		r.waiting.Store(true)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			r.waiting.Store(false)
+			r.log.Info("stopped while waiting to restart the consumer")
+			return nil
+		case <-t.C:
+		}
+		r.waiting.Store(false)
+	}
 }

@@ -116,6 +116,10 @@ type Consumer struct {
 	SessionTimeout Duration `yaml:"session_timeout" doc:"group session timeout: how soon a dead consumer's partitions are reassigned"`
 	MemoryLimitMiB int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog consume in MiB: the Go GC collects harder as the heap nears it, so peak RSS stays near dataset.memory_budget_mib plus the runtime (a GOMEMLIMIT environment variable wins); 0: none"`
 	GCPercent      int      `yaml:"gc_percent" doc:"GOGC of lambdalog consume: the heap grows this many percent over the live data before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
+	// A storage or broker outage longer than the commit retries fails the
+	// consumer; restarting it in the process rides out a short one without
+	// a container restart (and its growing back-off).
+	RestartAttempts int `yaml:"restart_attempts" doc:"times lambdalog consume restarts its consumer in the process after it fails (storage or broker errors past the commit retries), waiting 1 s, 2 s, 4 s... between; the count starts again after 5 minutes without a failure; past it the command exits non-zero for its supervisor to restart; 0: exit on the first failure"`
 }
 
 // Realtime configures the speed layer.
@@ -243,7 +247,7 @@ func Default() *Config {
 			},
 		},
 		ClickHouse: ClickHouse{DSN: "clickhouse://default:@127.0.0.1:9000/lambdalog", ZooKeeperPath: "/clickhouse/tables/{shard}/{database}/{table}"},
-		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second), MemoryLimitMiB: 512, GCPercent: 200},
+		Consumer:   Consumer{Group: "lambdalog-consume", HTTP: "127.0.0.1:9464", SessionTimeout: Duration(10 * time.Second), MemoryLimitMiB: 512, GCPercent: 200, RestartAttempts: 5},
 		Realtime: Realtime{
 			HTTP:                "127.0.0.1:9465",
 			Group:               "lambdalog-realtime",

@@ -148,6 +148,7 @@ func (c *Config) Validate() []Problem {
 	nonNegative(&ps, "dataset.memory_budget_mib", int64(c.Dataset.MemoryBudgetMiB))
 	nonNegative(&ps, "consumer.memory_limit_mib", int64(c.Consumer.MemoryLimitMiB))
 	nonNegative(&ps, "consumer.gc_percent", int64(c.Consumer.GCPercent))
+	nonNegative(&ps, "consumer.restart_attempts", int64(c.Consumer.RestartAttempts))
 	positive(&ps, "dataset.hdfs.connect_timeout", int64(c.Dataset.HDFS.ConnectTimeout))
 	positive(&ps, "dataset.hdfs.operation_timeout", int64(c.Dataset.HDFS.OperationTimeout))
 
