@@ -370,6 +370,11 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	defer sess.Close()
 	defer s.runMinutes(ctx)()
+	// The open transaction's records must outlive a stop signal: the clean
+	// stop commits them (a produce failed by the signal's cancellation
+	// would abort it and fail the stop). They end with Run.
+	prodCtx, cancelProd := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelProd()
 
 	var (
 		pending []alert.Alert // alerts of the open transaction
@@ -503,16 +508,16 @@ func (s *Service) Run(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("realtime/service: encode alert %s: %w", a.ID, err)
 			}
-			sess.Produce(ctx, &kgo.Record{Topic: s.o.AlertsTopic, Key: []byte(alertKey(a)), Value: v, Timestamp: a.Timestamp}, promise)
+			sess.Produce(prodCtx, &kgo.Record{Topic: s.o.AlertsTopic, Key: []byte(alertKey(a)), Value: v, Timestamp: a.Timestamp}, promise)
 			pending = append(pending, a)
 		}
 		for _, r := range b.late {
-			sess.Produce(ctx, r, promise)
+			sess.Produce(prodCtx, r, promise)
 		}
 		// Repartition records go in the transaction of the input that
 		// produced them: exactly once, like the alerts.
 		for _, r := range b.fwd {
-			sess.Produce(ctx, r, promise)
+			sess.Produce(prodCtx, r, promise)
 		}
 		if n := len(b.fwd); n > 0 {
 			s.forwarded.Add(int64(n))
