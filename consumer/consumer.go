@@ -95,6 +95,10 @@ type Consumer struct {
 	files       atomic.Int64
 	records     atomic.Int64
 	budgetRolls atomic.Int64
+	// claimErr is the last failed claim's error until a claim succeeds:
+	// while the dataset refuses claims the group keeps retrying the
+	// assignment and nothing is consumed, which Ready reports.
+	claimErr atomic.Pointer[error]
 
 	// scratch is the record absorb parses each line into: Add copies it
 	// into Arrow buffers at once, so one per consumer (absorb runs on the
@@ -182,6 +186,16 @@ func New(o Options) (*Consumer, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// Ready is nil unless the last claim of a partition failed and none has
+// succeeded since: the consumer is then not consuming, only retrying its
+// assignment until the dataset accepts claims again.
+func (c *Consumer) Ready(context.Context) error {
+	if p := c.claimErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // FilesCommitted is the number of Parquet files this consumer published.
@@ -329,8 +343,11 @@ func (c *Consumer) claim(ctx context.Context, topic string, p int32) (*Partition
 		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("consumer: claim %s/%d: %w", topic, p, err)
+		err = fmt.Errorf("consumer: claim %s/%d: %w", topic, p, err)
+		c.claimErr.Store(&err)
+		return nil, err
 	}
+	c.claimErr.Store(nil)
 	w := NewPartitionWriter(c.o.FS, l, claim, c.o.Writer)
 	c.mu.Lock()
 	c.writers[tp{topic, p}] = w

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -124,7 +126,27 @@ func TestConsumeRidesOutHDFSOutageInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("an in-process restart", func() bool { return strings.Contains(stderr.String(), "restarting it in the process") })
+	// While HDFS refuses, the consumer waits to restart and then retries
+	// claims it cannot make: /readyz must say so, not answer ready.
+	m := regexp.MustCompile(`metrics on (http://[0-9.:]+)/metrics`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the output\n%s", stderr.String())
+	}
+	readyz := func() int {
+		resp, err := http.Get(m[1] + "/readyz")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	waitFor("/readyz to report the outage", func() bool { return readyz() == http.StatusServiceUnavailable })
+	time.Sleep(3 * time.Second) // past the back-off: the restarted consumer's claims fail too
+	if code := readyz(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz during the outage, after the restart: %d, want 503\n%s", code, stderr.String())
+	}
 	fault.Remove()
+	waitFor("/readyz ready again", func() bool { return readyz() == http.StatusOK })
 
 	fsys, err := storage.Open(ctx, datasetURL, storage.Options{User: "test"})
 	if err != nil {
