@@ -614,12 +614,16 @@ func (s *Store) newKey(key string, kh uint64, x int64) int32 {
 	ks := &s.st[ref]
 	slots := ks.slots[:0]
 	smp := ks.smp[:0]
+	d := ks.d // an evicted key's, reset (see evict)
 	*ks = keyState{kh: kh, kp: keyPrefix(key), slots: slots, smp: smp, max: x, fs: s.frontierStart(x), prev: none, next: none}
 	if cap(ks.slots) == 0 {
 		ks.slots = make([]slot, 0, 1)
 	}
 	if s.spec.Op == Distinct {
-		ks.d = &distinct{}
+		if d == nil {
+			d = &distinct{}
+		}
+		ks.d = d
 	}
 	// The key string is cloned: the caller's may be a substring of a whole
 	// log line that would otherwise stay in memory.
@@ -677,7 +681,18 @@ func (s *Store) evict(ref int32) {
 	if cap(slots) > 64 {
 		slots = nil
 	}
-	*ks = keyState{slots: slots, smp: smp, prev: none, next: none}
+	// Likewise a distinct set that stayed small and exact: most keys are
+	// short-lived, and reusing it saves an allocation and its entries'
+	// regrowth per new key (less garbage, fewer GC cycles).
+	d := ks.d
+	if d != nil {
+		if d.sk == nil && cap(d.ents) <= 64 {
+			*d = distinct{ents: d.ents[:0]}
+		} else {
+			d = nil
+		}
+	}
+	*ks = keyState{slots: slots, smp: smp, d: d, prev: none, next: none}
 	s.free = append(s.free, ref)
 }
 
