@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestKeyTableAgainstMap inserts and removes keys in random order with
@@ -14,7 +15,7 @@ func TestKeyTableAgainstMap(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 3))
 		const n = 300
-		s := &Store{st: make([]keyState, n)}
+		s := &Store{st: make([]keyState, n), keys: make([]string, n)}
 		s.tab.init(0)
 		for i := range s.st {
 			// Homes cluster near the end of a 16-slot table, so runs wrap.
@@ -23,10 +24,18 @@ func TestKeyTableAgainstMap(t *testing.T) {
 				home = uint64(rng.IntN(1 << 20))
 			}
 			key := fmt.Sprint("k", i)
-			if i%3 == 0 { // longer than the inline prefix, equal in it
+			switch {
+			case i%3 == 0: // longer than the inline prefix, equal in it
 				key = fmt.Sprint("a-long-common-prefix-", i)
+			case i%5 == 1: // key i-1 with a NUL byte more: equal but for the length
+				key = fmt.Sprint("k", i-1, "\x00")
+			case i%7 == 2: // 15 bytes, the longest held whole inline
+				key = fmt.Sprintf("%015d", i/7)
+			case i%7 == 3: // 16 bytes, equal to the one above in its first 15
+				key = fmt.Sprintf("%015dx", i/7)
 			}
-			s.st[i] = keyState{key: key, kh: home | uint64(rng.IntN(3))<<32, kp: keyPrefix(key)}
+			s.keys[i] = key
+			s.st[i] = keyState{kh: home | uint64(rng.IntN(3))<<32, kp: keyPrefix(key)}
 		}
 		in := map[int32]bool{}
 		for step := 0; step < 4000; step++ {
@@ -46,15 +55,22 @@ func TestKeyTableAgainstMap(t *testing.T) {
 				continue
 			}
 			for i := range s.st {
-				got := s.find(s.st[i].kh, s.st[i].key)
+				got := s.find(s.st[i].kh, s.keys[i])
 				want := int32(-1)
 				if in[int32(i)] {
 					want = int32(i)
 				}
 				if got != want {
-					t.Fatalf("seed %d step %d: find(%s) = %d, want %d", seed, step, s.st[i].key, got, want)
+					t.Fatalf("seed %d step %d: find(%s) = %d, want %d", seed, step, s.keys[i], got, want)
 				}
 			}
 		}
+	}
+}
+
+// TestKeyStateSize keeps a key's state at two cache lines (see keyState).
+func TestKeyStateSize(t *testing.T) {
+	if n := unsafe.Sizeof(keyState{}); n != 128 {
+		t.Fatalf("keyState is %d bytes, want 128", n)
 	}
 }

@@ -151,10 +151,13 @@ type slot struct {
 
 const none = -1
 
+// keyState is 128 bytes, so that in the (128-byte aligned) state array
+// a key's state is one aligned pair of cache lines, which the adjacent
+// line prefetcher fetches together: the key string, needed only for keys
+// longer than keyPrefix holds and for alerts, lives in Store.keys.
 type keyState struct {
-	key   string
 	kh    uint64    // HashKey(key)
-	kp    [2]uint64 // the key's first 16 bytes, zero-padded (keyPrefix)
+	kp    [2]uint64 // the key's first 15 bytes and its length (keyPrefix)
 	slots []slot    // ascending idx
 	head  int32     // first slot of the frontier window
 	smpAt int32     // next sample to overwrite once smp is full
@@ -192,6 +195,7 @@ type Store struct {
 	salt    uint64 // salts distinct-value positions, from seed
 	tab     keyTable
 	st      []keyState
+	keys    []string // the key of st[i]
 	free    []int32
 	lruHead int32
 	lruTail int32
@@ -609,6 +613,7 @@ func (s *Store) newKey(key string, kh uint64, x int64) int32 {
 		s.free = s.free[:n-1]
 	} else {
 		s.st = append(s.st, keyState{})
+		s.keys = append(s.keys, "")
 		ref = int32(len(s.st) - 1)
 	}
 	ks := &s.st[ref]
@@ -627,7 +632,7 @@ func (s *Store) newKey(key string, kh uint64, x int64) int32 {
 	}
 	// The key string is cloned: the caller's may be a substring of a whole
 	// log line that would otherwise stay in memory.
-	ks.key = string(append(make([]byte, 0, len(key)), key...))
+	s.keys[ref] = string(append(make([]byte, 0, len(key)), key...))
 	s.insert(kh, ref)
 	s.linkTail(ref)
 	return ref
@@ -693,6 +698,7 @@ func (s *Store) evict(ref int32) {
 		}
 	}
 	*ks = keyState{slots: slots, smp: smp, d: d, prev: none, next: none}
+	s.keys[ref] = ""
 	s.free = append(s.free, ref)
 }
 
@@ -760,14 +766,14 @@ func (s *Store) Each(fn func(key string, v Value) bool) {
 			continue
 		}
 		ks := &s.st[sl.ref-1]
-		if !fn(ks.key, s.frontier(ks)) {
+		if !fn(s.keys[sl.ref-1], s.frontier(ks)) {
 			return
 		}
 	}
 }
 
 // Key returns the key behind ref.
-func (s *Store) Key(ref int32) string { return s.st[ref].key }
+func (s *Store) Key(ref int32) string { return s.keys[ref] }
 
 // distinct tracks a key's distinct values: exactly, with each value's
 // last occurrence and a bitmap of its occurrences in the 128 slices up to
