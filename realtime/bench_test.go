@@ -88,6 +88,19 @@ func BenchmarkEngineRule(b *testing.B) {
 	}
 }
 
+// BenchmarkEngineRuleUniform is BenchmarkEngineRule on the uniform mix:
+// the difference per rule is what the zipf mix's warm and hot keys cost.
+func BenchmarkEngineRuleUniform(b *testing.B) {
+	def, err := rules.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("none", func(b *testing.B) { benchEngineRules(b, false, &rules.RuleSet{}) })
+	for _, r := range def.Rules {
+		b.Run(r.ID, func(b *testing.B) { benchEngineRules(b, false, &rules.RuleSet{Rules: []*rules.Rule{r}}) })
+	}
+}
+
 func benchEngine(b *testing.B, zipf bool) { benchEngineRules(b, zipf, nil) }
 
 func benchEngineRules(b *testing.B, zipf bool, rs *rules.RuleSet) {
