@@ -80,8 +80,8 @@ what is buffered and leaves the group; exit 0 after a clean stop.`,
 			defer stopObserve()
 			rs := newRestarter(e.log, e.cfg.Consumer.RestartAttempts, time.Second, reg)
 			wait, err := observe(octx, e, httpAddr, reg, map[string]obs.Check{
-				"kafka":    func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
-				"dataset":  func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
+				"kafka":   func(ctx context.Context) error { return pingKafka(ctx, e.cfg.Kafka.Brokers[0]) },
+				"dataset": func(ctx context.Context) error { _, err := fsys.Stat(ctx, "."); return err },
 				"consumer": func(ctx context.Context) error {
 					if err := rs.check(ctx); err != nil {
 						return err
