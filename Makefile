@@ -45,12 +45,15 @@ vuln:
 deps:
 	@bash .ci/deps
 
-## fuzz: run each parser fuzz target briefly (FUZZTIME per target)
+## fuzz: run each fuzz target briefly (FUZZTIME per target): the parsers, the rules file, the repartition records
 FUZZTIME ?= 30s
+FUZZ_PKGS ?= ./schemas/parse/ ./realtime/rules/ ./realtime/service/
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./schemas/parse/ | grep '^Fuzz'); do \
-		echo "fuzzing $$t for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./schemas/parse/ || exit 1; \
+	@for p in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+			echo "fuzzing $$p $$t for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
 	done
 
 clean:
