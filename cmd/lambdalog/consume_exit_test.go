@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/consumer"
+	"github.com/lambdalog/lambdalog/internal/broker"
 	"github.com/lambdalog/lambdalog/internal/hdfstest"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 	"github.com/lambdalog/lambdalog/internal/storage"
@@ -53,15 +54,7 @@ func TestConsumeExitsWhenItFails(t *testing.T) {
 		}
 	}
 	srv.FailCall("complete", 0, hdfstest.ExcIO)
-	cl := kafkatest.Client(t, b)
-	var recs []*kgo.Record
-	for i := 0; i < 100; i++ {
-		line := fmt.Sprintf("<38>1 2026-11-23T10:00:%02d.000Z host sshd 100 - - Failed password for user%d from 198.18.0.%d port 22 ssh2", i%60, i, i)
-		recs = append(recs, &kgo.Record{Topic: "auth", Value: []byte(line)})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceSSHFailures(ctx, t, b, 100)
 	select {
 	case err := <-done:
 		if err == nil {
@@ -116,15 +109,7 @@ func TestConsumeRidesOutHDFSOutageInProcess(t *testing.T) {
 	waitFor("the claims", func() bool { return strings.Count(stderr.String(), "partition claimed") >= 4 })
 	fault := srv.FailCall("complete", 0, hdfstest.ExcIO)
 	const total = 100
-	cl := kafkatest.Client(t, b)
-	var recs []*kgo.Record
-	for i := 0; i < total; i++ {
-		line := fmt.Sprintf("<38>1 2026-11-23T10:00:%02d.000Z host sshd 100 - - Failed password for user%d from 198.18.0.%d port 22 ssh2", i%60, i, i)
-		recs = append(recs, &kgo.Record{Topic: "auth", Value: []byte(line)})
-	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	produceSSHFailures(ctx, t, b, total)
 	waitFor("an in-process restart", func() bool { return strings.Contains(stderr.String(), "restarting it in the process") })
 	// While HDFS refuses, the consumer waits to restart and then retries
 	// claims it cannot make: /readyz must say so, not answer ready.
@@ -186,5 +171,19 @@ func TestConsumeRidesOutHDFSOutageInProcess(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("consume did not stop on SIGINT")
+	}
+}
+
+// produceSSHFailures produces n sshd failure lines to the auth topic.
+func produceSSHFailures(ctx context.Context, t *testing.T, b *broker.Broker, n int) {
+	t.Helper()
+	cl := kafkatest.Client(t, b)
+	recs := make([]*kgo.Record, 0, n)
+	for i := 0; i < n; i++ {
+		line := fmt.Sprintf("<38>1 2026-11-23T10:00:%02d.000Z host sshd 100 - - Failed password for user%d from 198.18.0.%d port 22 ssh2", i%60, i, i)
+		recs = append(recs, &kgo.Record{Topic: "auth", Value: []byte(line)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
 	}
 }
