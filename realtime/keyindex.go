@@ -1,9 +1,6 @@
 package realtime
 
-import (
-	"encoding/binary"
-	"strings"
-)
+import "strings"
 
 // keyIndex maps keys to values of type T held in one slice: open
 // addressing with linear probing over 8-byte slots (a 32-bit hash tag and
@@ -41,17 +38,53 @@ func newKeyIndex[T any]() *keyIndex[T] {
 // Len is the number of keys.
 func (x *keyIndex[T]) Len() int { return x.n }
 
+// keyPrefix is the key's first 16 bytes, zero-padded, as two words.
 func keyPrefix(key string) [2]uint64 {
-	var b [16]byte
-	copy(b[:], key)
-	return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	lo, hi := keyWords(key)
+	return [2]uint64{lo, hi}
+}
+
+// keyWords is keyPrefix as two words, read with word loads from the
+// string: copying the bytes into an array and reading words back stalls
+// on store forwarding, on every lookup (and an array result comes back
+// through the stack).
+func keyWords(key string) (lo, hi uint64) {
+	n := len(key)
+	switch {
+	case n >= 16:
+		return le64(key), le64(key[8:])
+	case n > 8:
+		return le64(key), le64(key[n-8:]) >> (8 * (16 - n))
+	case n == 8:
+		return le64(key), 0
+	case n >= 4:
+		// Two overlapping 4-byte loads; the overlapping bytes are equal.
+		return uint64(le32(key)) | uint64(le32(key[n-4:]))<<(8*(n-4)), 0
+	}
+	for i := 0; i < n; i++ {
+		lo |= uint64(key[i]) << (8 * i)
+	}
+	return lo, 0
+}
+
+// le64 is the little-endian word in s[:8].
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// le32 is the little-endian word in s[:4].
+func le32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 // get returns key's value, or nil. kh is the key's hash under the
 // engine's seed.
 func (x *keyIndex[T]) get(kh uint64, key string) *T {
 	tag := uint32(kh >> 32)
-	var kp [2]uint64
+	var kp0, kp1 uint64
 	prefix := false
 	for i := kh & x.mask; ; i = (i + 1) & x.mask {
 		sl := x.slots[i]
@@ -66,9 +99,10 @@ func (x *keyIndex[T]) get(kh uint64, key string) *T {
 			continue
 		}
 		if !prefix {
-			kp, prefix = keyPrefix(key), true
+			kp0, kp1 = keyWords(key)
+			prefix = true
 		}
-		if e.kp == kp && (len(key) <= 16 || e.key == key) {
+		if e.kp[0] == kp0 && e.kp[1] == kp1 && (len(key) <= 16 || e.key == key) {
 			return &e.v
 		}
 	}

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -55,6 +56,22 @@ func TestKeyIndexAgainstMap(t *testing.T) {
 			}
 			if x.Len() != len(want) {
 				t.Fatalf("seed %d step %d: %d keys, want %d", seed, step, x.Len(), len(want))
+			}
+		}
+	}
+}
+
+func TestKeyPrefixMatchesBytes(t *testing.T) {
+	ref := func(key string) [2]uint64 {
+		var b [16]byte
+		copy(b[:], key)
+		return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	}
+	s := "0123456789abcdefghijklmnopqrstuvwxyz\xff\x80"
+	for i := 0; i <= len(s); i++ {
+		for j := i; j <= len(s); j++ {
+			if got, want := keyPrefix(s[i:j]), ref(s[i:j]); got != want {
+				t.Fatalf("keyPrefix(%q) = %x, want %x", s[i:j], got, want)
 			}
 		}
 	}

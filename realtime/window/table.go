@@ -1,7 +1,5 @@
 package window
 
-import "encoding/binary"
-
 // keyTable maps keys to their state index with open addressing and linear
 // probing over a flat array of 8-byte slots: the key's 64-bit hash picks
 // the home slot (low bits) and a 32-bit tag (high bits) is kept inline, so
@@ -42,7 +40,7 @@ func (t *keyTable) init(n int) {
 func (s *Store) find(h uint64, key string) int32 {
 	t := &s.tab
 	tag := uint32(h >> 32)
-	var kp [2]uint64
+	var kp0, kp1 uint64
 	prefix := false
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		sl := t.slots[i]
@@ -57,9 +55,10 @@ func (s *Store) find(h uint64, key string) int32 {
 			continue
 		}
 		if !prefix {
-			kp, prefix = keyPrefix(key), true
+			kp0, kp1 = keyWords(key)
+			prefix = true
 		}
-		if ks.kp == kp && (len(key) < 16 || s.keys[sl.ref-1] == key) {
+		if ks.kp[0] == kp0 && ks.kp[1] == kp1 && (len(key) < 16 || s.keys[sl.ref-1] == key) {
 			return sl.ref - 1
 		}
 	}
@@ -67,12 +66,51 @@ func (s *Store) find(h uint64, key string) int32 {
 
 // keyPrefix packs the first 15 bytes of key, zero-padded, and its length
 // in the last byte (16 for any longer key): equal prefixes mean equal
-// keys for keys shorter than 16 bytes.
+// keys for keys shorter than 16 bytes. It is computed with whole-word
+// loads from the string (two overlapping ones for 8..15 bytes), not by
+// copying the bytes into an array and reading words back, which stalls
+// on store forwarding on every lookup.
 func keyPrefix(key string) [2]uint64 {
-	var b [16]byte
-	copy(b[:15], key)
-	b[15] = byte(min(len(key), 16))
-	return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	lo, hi := keyWords(key)
+	return [2]uint64{lo, hi}
+}
+
+// keyWords is keyPrefix as two words, which come back in registers (an
+// array return goes through the stack).
+func keyWords(key string) (lo, hi uint64) {
+	n := len(key)
+	switch {
+	case n >= 16:
+		lo = le64(key)
+		hi = le64(key[8:])&(1<<56-1) | 16<<56
+		return lo, hi
+	case n > 8:
+		lo = le64(key)
+		hi = le64(key[n-8:]) >> (8 * (16 - n))
+	case n == 8:
+		lo = le64(key)
+	case n >= 4:
+		// Two overlapping 4-byte loads; the overlapping bytes are equal.
+		lo = uint64(le32(key)) | uint64(le32(key[n-4:]))<<(8*(n-4))
+	default:
+		for i := 0; i < n; i++ {
+			lo |= uint64(key[i]) << (8 * i)
+		}
+	}
+	return lo, hi | uint64(n)<<56
+}
+
+// le64 is the little-endian word in s[:8].
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// le32 is the little-endian word in s[:4].
+func le32(s string) uint32 {
+	_ = s[3]
+	return uint32(s[0]) | uint32(s[1])<<8 | uint32(s[2])<<16 | uint32(s[3])<<24
 }
 
 // insert indexes state ref, whose key is not in the table, under hash h.

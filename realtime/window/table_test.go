@@ -1,6 +1,7 @@
 package window
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -72,5 +73,22 @@ func TestKeyTableAgainstMap(t *testing.T) {
 func TestKeyStateSize(t *testing.T) {
 	if n := unsafe.Sizeof(keyState{}); n != 128 {
 		t.Fatalf("keyState is %d bytes, want 128", n)
+	}
+}
+
+func TestKeyPrefixMatchesBytes(t *testing.T) {
+	ref := func(key string) [2]uint64 {
+		var b [16]byte
+		copy(b[:15], key)
+		b[15] = byte(min(len(key), 16))
+		return [2]uint64{binary.LittleEndian.Uint64(b[:8]), binary.LittleEndian.Uint64(b[8:])}
+	}
+	s := "0123456789abcdefghijklmnopqrstuvwxyz\xff\x80"
+	for i := 0; i <= len(s); i++ {
+		for j := i; j <= len(s); j++ {
+			if got, want := keyPrefix(s[i:j]), ref(s[i:j]); got != want {
+				t.Fatalf("keyPrefix(%q) = %x, want %x", s[i:j], got, want)
+			}
+		}
 	}
 }
