@@ -325,9 +325,8 @@ func (e *Engine) ProcessLane(rec schemas.Record, src Source, lane int, now time.
 		} else if v, ok = r.Value(rec); !ok {
 			continue
 		}
-		w, ref := st.store.AddHash(k.key, k.hash, t, v, h, sm)
-		if w.V >= r.Threshold {
-			out = e.trigger(st, ref, k.hash, w, t, now, out)
+		if wv, ref := st.store.AddHash(k.key, k.hash, t, v, h, sm); wv >= r.Threshold {
+			out = e.trigger(st, ref, k.hash, st.store.Last(), t, now, out)
 		}
 	}
 	return out, false
@@ -335,7 +334,7 @@ func (e *Engine) ProcessLane(rec schemas.Record, src Source, lane int, now time.
 
 // trigger handles a window at or over the threshold: one alert per
 // suppression period, counting the other crossing windows as suppressed.
-func (e *Engine) trigger(st *ruleState, ref int32, kh uint64, w window.Value, t int64, now time.Time, out []alert.Alert) []alert.Alert {
+func (e *Engine) trigger(st *ruleState, ref int32, kh uint64, w *window.Value, t int64, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	period := window.FloorDiv(t, int64(r.Suppress))
 	key := st.store.Key(ref)
@@ -360,7 +359,7 @@ func (e *Engine) trigger(st *ruleState, ref int32, kh uint64, w window.Value, t 
 	if !w.Exact {
 		a.Precision = alert.Estimate
 	}
-	first, last, smp := st.store.Details(ref, w, e.smpBuf[:0])
+	first, last, smp := st.store.Details(ref, *w, e.smpBuf[:0])
 	e.smpBuf = smp[:0]
 	a.FirstEvent, a.LastEvent = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 	a.Samples = refs(smp)

@@ -200,6 +200,7 @@ type Store struct {
 	lruHead int32
 	lruTail int32
 	wm      int64
+	last    Value // the window the last AddHash returned
 	stats   Stats
 	// topics interns the sample topics; lastTopic is the most recent.
 	topics    []string
@@ -318,12 +319,22 @@ func (s *Store) dead(x int64) bool {
 // Details, valid until the next Add or Advance. The caller has already
 // rejected events beyond the allowed lateness.
 func (s *Store) Add(key string, t int64, v float64, h uint64, sm Sample) (Value, int32) {
-	return s.AddHash(key, s.HashKey(key), t, v, h, sm)
+	_, ref := s.AddHash(key, s.HashKey(key), t, v, h, sm)
+	return s.last, ref
 }
 
-// AddHash is Add with the key's hash already computed: kh must be
-// HashKey(key) of a store with the same Seed.
-func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm Sample) (Value, int32) {
+// Last is the window the last Add or AddHash returned, valid until the
+// next one. It is a pointer so that a caller reading one field (the
+// engine reads the start of a suppressed window) does not copy the
+// whole Value (see setLast).
+func (s *Store) Last() *Value { return &s.last }
+
+// AddHash is Add with the key's hash already computed (kh must be
+// HashKey(key) of a store with the same Seed) that returns only the
+// window's aggregate; Last has the whole window. (A Value returned from
+// here was spilled by the caller and copied with wide loads of its
+// narrower stores: see setLast.)
+func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm Sample) (float64, int32) {
 	x, fsx := s.cX, s.cFS
 	if t < s.cLo || t >= s.cHi {
 		x, fsx = s.slice(t)
@@ -401,7 +412,8 @@ func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm 
 	if inFrontier && fsx >= ks.fs {
 		// The common case: no window before the frontier to scan.
 		v, exact := s.frontierV(ks)
-		return Value{Start: ks.fs * s.g, End: (ks.fs + s.n) * s.g, V: v, N: ks.runN, Exact: exact}, ref
+		s.setLast(ks.fs*s.g, (ks.fs+s.n)*s.g, v, ks.runN, exact)
+		return v, ref
 	}
 	best := Value{V: math.Inf(-1)}
 	if inFrontier {
@@ -412,7 +424,21 @@ func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm 
 			best = w
 		}
 	}
-	return best, ref
+	s.setLast(best.Start, best.End, best.V, best.N, best.Exact)
+	return best.V, ref
+}
+
+// setLast records the window AddHash returns field by field: a Value
+// literal assigned whole is built on the stack and copied with wide
+// loads of its narrower stores, which cannot be forwarded and wait until
+// every older store (this event's updates of its key, often cache
+// misses) has reached the cache.
+func (s *Store) setLast(start, end int64, v float64, n int64, exact bool) {
+	s.last.Start = start
+	s.last.End = end
+	s.last.V = v
+	s.last.N = n
+	s.last.Exact = exact
 }
 
 // slice returns the slice index of event time t and the start of the
