@@ -41,7 +41,7 @@ func TestReloadRefusesOversizedRulesFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte(ruleYAML(100, 200)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err = s.Reload()
+	err = s.Reload(t.Context())
 	if !errors.Is(err, rules.ErrTooLarge) || !strings.Contains(err.Error(), fmt.Sprintf("over the limit of %d", limit)) {
 		t.Fatalf("reload of an oversized file: %v", err)
 	}
@@ -59,7 +59,7 @@ func TestReloadRefusesOversizedRulesFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte(ruleYAML(100, 50)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reload(); err != nil {
+	if err := s.Reload(t.Context()); err != nil {
 		t.Fatalf("reload within the limit: %v", err)
 	}
 	if s.Rules().Rules[0].Threshold != 100 {

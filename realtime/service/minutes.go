@@ -58,7 +58,7 @@ func (s *Service) addMinutes(b *batch) (wait func()) {
 	add := func() {
 		s.o.Minutes.AddBatch(len(b.parsed), func(i int) (string, int32, schemas.Record) {
 			r := b.recs[i]
-			if s.rp.internal[r.Topic] {
+			if s.isInternal(r.Topic) {
 				// A repartition record is a copy of a source record
 				// the aggregates count where it was first read.
 				return r.Topic, r.Partition, nil

@@ -68,7 +68,7 @@ func (s *Service) assignMinutes(owned map[string][]int32, committed map[tp]int64
 	}
 	late, ooo := s.lateness()
 	for t, ps := range owned {
-		if s.rp.internal[t] {
+		if s.isInternal(t) {
 			continue // the aggregates read source records only
 		}
 		for _, p := range ps {
@@ -116,7 +116,7 @@ func (s *Service) recover(ctx context.Context, cl *kgo.Client) error {
 	n := 0
 	for t, ps := range owned {
 		for _, p := range ps {
-			if s.rp.internal[t] {
+			if s.isInternal(t) {
 				s.assignClocks(eng, rs, t, p, now)
 			} else {
 				eng.Assign(t, p, now)
@@ -132,6 +132,17 @@ func (s *Service) recover(ctx context.Context, cl *kgo.Client) error {
 		}
 	}
 	s.mu.Lock()
+	if s.rs != rs {
+		// A reload swapped the rules during the replay (on the engine
+		// being replaced): run them here too, keeping the rebuilt state
+		// of the rules it did not change; without this the rebuilt
+		// engine would run the rules of before the reload while s.rs
+		// and the forwarding follow the new ones.
+		if err := eng.SetRules(s.rs); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("realtime/service: recover: rules reloaded during the rebuild: %w", err)
+		}
+	}
 	s.engine = eng
 	s.mu.Unlock()
 	took := time.Since(began)
@@ -165,7 +176,7 @@ func (s *Service) replay(ctx context.Context, cl *kgo.Client, eng *realtime.Engi
 	// partitions set the target when this instance has consumed any.
 	lastAt := map[tp]int64{}
 	for k, c := range committed {
-		if !s.rp.internal[k.topic] {
+		if !s.isInternal(k.topic) {
 			lastAt[k] = c - 1
 		}
 	}
@@ -367,7 +378,7 @@ func (s *Service) probe(ctx context.Context, at map[tp]int64) (map[tp]probed, er
 			// and the service exit). A repartition partition may hold
 			// only transaction markers there.
 			for k, o := range at {
-				if _, ok := out[k]; !ok && (s.rp.internal[k.topic] || idle > 20*recoverIdle) {
+				if _, ok := out[k]; !ok && (s.isInternal(k.topic) || idle > 20*recoverIdle) {
 					s.log.Warn("recover: no parseable record at or after offset", "topic", k.topic, "partition", k.part, "offset", o)
 					out[k] = probed{offset: o, recordTime: math.MaxInt64, eventTime: math.MaxInt64}
 				}
@@ -518,7 +529,7 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			// 2 s below stop replays short and miss alerts).
 			patience := 4 * recoverIdle
 			for t, ps := range parts {
-				if len(ps) > 0 && !s.rp.internal[t] {
+				if len(ps) > 0 && !s.isInternal(t) {
 					patience = 20 * recoverIdle
 					break
 				}
@@ -538,7 +549,7 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 		for i, r := range b.recs {
 			k := tp{r.Topic, r.Partition}
 			c := committed[k]
-			if r.Offset == c-2 && s.rp.internal[k.topic] {
+			if r.Offset == c-2 && s.isInternal(k.topic) {
 				if _, ok := parts[k.topic][k.part]; ok {
 					nearEnd[k] = true
 				}
@@ -570,7 +581,7 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 				continue
 			}
 			r := b.recs[i]
-			src, lane, ok := s.sourceOf(r, s.rp.internal[r.Topic], b.orig[i])
+			src, lane, ok := s.sourceOf(r, s.isInternal(r.Topic), b.orig[i])
 			if !ok {
 				continue
 			}

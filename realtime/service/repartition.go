@@ -3,9 +3,12 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -56,11 +59,20 @@ type repartition struct {
 	on     bool
 	key    string
 	prefix string
-	// topics are the repartition topics, by key columns, fixed at New
-	// from the initial rules: a reload that brings a new key runs it on
-	// the source topics (lane 0) until a restart.
-	topics   map[string]string
-	internal map[string]bool // repartition topic names
+	// topo is the set of repartition topics: made at New from the initial
+	// rules, grown (never shrunk) by a reload that brings a rule keyed by
+	// columns no rule had (growTopology). It is replaced, never modified,
+	// so the parse workers read it without a lock.
+	topo atomic.Pointer[topology]
+	// mu serializes topology growth with the start and the end of Run:
+	// a topic added while Run subscribes is either in its initial
+	// subscription or added to cl's.
+	mu sync.Mutex
+	// cl is the running group session's client (nil outside Run) and
+	// parts the partition count of the repartition topics Run creates,
+	// the largest source topic's; both guarded by mu.
+	cl    *kgo.Client
+	parts int32
 	// srcParts are the source topics' partition counts, read at start.
 	srcParts map[string]int32
 	// fwd routes a dataset's records to repartition topics; built from
@@ -89,6 +101,27 @@ type fwdGroup struct {
 	rules []*rules.Rule
 }
 
+// topology is the repartition topics: by key columns (Rule.Key joined
+// by "."), and the set of their names.
+type topology struct {
+	topics   map[string]string
+	internal map[string]bool
+}
+
+// with returns a copy of t that also has the topics of cols (key columns
+// -> topic name).
+func (t *topology) with(cols map[string]string) *topology {
+	n := &topology{topics: maps.Clone(t.topics), internal: maps.Clone(t.internal)}
+	for c, name := range cols {
+		n.topics[c] = name
+		n.internal[name] = true
+	}
+	return n
+}
+
+// isInternal says whether topic is a repartition topic.
+func (s *Service) isInternal(topic string) bool { return s.rp.topo.Load().internal[topic] }
+
 type clockKey struct {
 	topic  string
 	part   int32
@@ -100,36 +133,50 @@ func keyCols(r *rules.Rule) string { return strings.Join(r.Key, ".") }
 // setupRepartition fills s.rp from the options and the initial rules.
 func (s *Service) setupRepartition() {
 	o := s.o.Repartition
-	s.rp = repartition{on: !o.Disabled, key: o.PartitionKey, prefix: o.TopicPrefix,
-		topics: map[string]string{}, internal: map[string]bool{}, srcParts: map[string]int32{}, clocks: map[clockKey]string{}}
+	s.rp.on, s.rp.key, s.rp.prefix = !o.Disabled, o.PartitionKey, o.TopicPrefix
+	s.rp.srcParts, s.rp.clocks = map[string]int32{}, map[clockKey]string{}
 	if s.rp.key == "" {
 		s.rp.key = "source_ip"
 	}
 	if s.rp.prefix == "" {
 		s.rp.prefix = s.o.Group + "-repartition-"
 	}
-	if !s.rp.on {
-		return
-	}
-	for _, r := range s.o.Rules.Rules {
-		if r.Kind == rules.Sequence || (len(r.Key) == 1 && r.Key[0] == s.rp.key) {
-			continue
-		}
-		t := s.rp.prefix + keyCols(r)
-		s.rp.topics[keyCols(r)] = t
-		s.rp.internal[t] = true
-	}
+	empty := &topology{topics: map[string]string{}, internal: map[string]bool{}}
+	s.rp.topo.Store(empty.with(s.missingTopics(empty, s.o.Rules)))
 }
 
-// laneOf is the engine's Options.Lane: rules keyed by the partition key,
-// and sequence rules (which need both steps of a key in one instance and
-// rely on co-partitioned source topics), read the source topics (lane 0);
-// the others their repartition topic (lane 1).
+// rekeyed says whether rule r reads a repartition topic when one
+// exists for its key: rules keyed by the partition key, and sequence
+// rules (which need both steps of a key in one instance and rely on
+// co-partitioned source topics), read the source topics.
+func (s *Service) rekeyed(r *rules.Rule) bool {
+	return s.rp.on && r.Kind != rules.Sequence && (len(r.Key) != 1 || r.Key[0] != s.rp.key)
+}
+
+// missingTopics are the repartition topics (key columns -> name) that the
+// rules of rs need and t lacks.
+func (s *Service) missingTopics(t *topology, rs *rules.RuleSet) map[string]string {
+	out := map[string]string{}
+	for _, r := range rs.Rules {
+		if !s.rekeyed(r) {
+			continue
+		}
+		if _, ok := t.topics[keyCols(r)]; !ok {
+			out[keyCols(r)] = s.rp.prefix + keyCols(r)
+		}
+	}
+	return out
+}
+
+// laneOf is the engine's Options.Lane: a repartitioned rule whose topic
+// exists reads it (lane 1), every other rule the source topics (lane 0).
+// A reload adds the topic of a new key before the rules that need it
+// (growTopology), so a repartitioned rule is always in lane 1.
 func (s *Service) laneOf(r *rules.Rule) int {
-	if !s.rp.on || r.Kind == rules.Sequence {
+	if !s.rekeyed(r) {
 		return 0
 	}
-	if _, ok := s.rp.topics[keyCols(r)]; ok {
+	if _, ok := s.rp.topo.Load().topics[keyCols(r)]; ok {
 		return 1
 	}
 	return 0
@@ -137,22 +184,76 @@ func (s *Service) laneOf(r *rules.Rule) int {
 
 // repartitionTopics lists the repartition topics, sorted.
 func (s *Service) repartitionTopics() []string {
-	var ts []string
-	for t := range s.rp.internal {
-		ts = append(ts, t)
+	return slices.Sorted(maps.Keys(s.rp.topo.Load().internal))
+}
+
+// growTopology makes sure every repartition topic the rules of rs need
+// exists before rs runs: a reload that brings a rule keyed by columns no
+// rule had so far. While Run runs, the missing topics are created as Run
+// creates them at start (ensureTopics) and, once the topology has them,
+// the caller adds them to the group's subscription (the returned names)
+// after swapping the rules; outside Run they are only added to the
+// topology, and Run creates and subscribes them at its start. On error
+// nothing changed. The caller holds s.rp.mu.
+func (s *Service) growTopology(ctx context.Context, rs *rules.RuleSet) ([]string, error) {
+	t := s.rp.topo.Load()
+	add := s.missingTopics(t, rs)
+	if len(add) == 0 {
+		return nil, nil
 	}
-	slices.Sort(ts)
-	return ts
+	names := slices.Sorted(maps.Values(add))
+	for _, n := range names {
+		if _, clash := s.sources[n]; clash {
+			return nil, fmt.Errorf("realtime/service: repartition topic %s is also a source topic", n)
+		}
+	}
+	if s.rp.cl != nil {
+		if err := s.ensureTopics(ctx, names, s.rp.parts); err != nil {
+			return nil, err
+		}
+	}
+	s.rp.topo.Store(t.with(add))
+	return names, nil
 }
 
 // prepareRepartition reads the source topics' partition counts and makes
-// sure each repartition topic exists: a missing one is created with the
-// partition count of the largest source topic (broker default
-// replication); an existing one with no partition is refused. In
-// production create them ahead with that count and the source topics'
-// retention, like the source topics.
+// sure each repartition topic exists (ensureTopics) with the partition
+// count of the largest source topic. The caller holds s.rp.mu.
 func (s *Service) prepareRepartition(ctx context.Context) error {
 	if !s.rp.on {
+		return nil
+	}
+	cl, err := kgo.NewClient(s.o.Client...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: kafka: %w", err)
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	src, err := kadm.NewClient(cl).ListTopics(mctx, s.topics()...)
+	if err != nil {
+		return fmt.Errorf("realtime/service: source topic metadata: %w", err)
+	}
+	most := int32(1)
+	for _, t := range s.topics() {
+		if d, ok := src[t]; ok && d.Err == nil {
+			s.rp.srcParts[t] = int32(len(d.Partitions))
+			most = max(most, int32(len(d.Partitions)))
+		}
+	}
+	s.rp.parts = most
+	return s.ensureTopics(ctx, s.repartitionTopics(), most)
+}
+
+// ensureTopics makes sure each repartition topic of ts exists: a missing
+// one is created with parts partitions (the largest source topic's count)
+// and the broker's default replication and configuration; an existing one
+// with no partition is refused, one with another count logged. In
+// production create them ahead with that count and the source topics'
+// retention, like the source topics. It returns once the metadata shows
+// them all.
+func (s *Service) ensureTopics(ctx context.Context, ts []string, parts int32) error {
+	if len(ts) == 0 {
 		return nil
 	}
 	// The shortest metadata age (kgo serves metadata requests from its
@@ -165,21 +266,6 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 	adm := kadm.NewClient(cl)
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	src, err := adm.ListTopics(mctx, s.topics()...)
-	if err != nil {
-		return fmt.Errorf("realtime/service: source topic metadata: %w", err)
-	}
-	most := int32(1)
-	for _, t := range s.topics() {
-		if d, ok := src[t]; ok && d.Err == nil {
-			s.rp.srcParts[t] = int32(len(d.Partitions))
-			most = max(most, int32(len(d.Partitions)))
-		}
-	}
-	ts := s.repartitionTopics()
-	if len(ts) == 0 {
-		return nil
-	}
 	have, err := adm.ListTopics(mctx, ts...)
 	if err != nil {
 		return fmt.Errorf("realtime/service: repartition topic metadata: %w", err)
@@ -188,14 +274,14 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 		if d, ok := have[t]; ok && d.Err == nil {
 			continue
 		}
-		resp, err := adm.CreateTopic(mctx, most, -1, nil, t)
+		resp, err := adm.CreateTopic(mctx, parts, -1, nil, t)
 		if err == nil {
 			err = resp.Err
 		}
 		if err != nil && !strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
 			return fmt.Errorf("realtime/service: create repartition topic %s: %w", t, err)
 		}
-		s.log.Info("created repartition topic", "topic", t, "partitions", most)
+		s.log.Info("created repartition topic", "topic", t, "partitions", parts)
 	}
 	// A created topic takes a moment to show in the metadata: look again
 	// soon, then less often (a fixed 200 ms and a 50 ms metadata age were
@@ -218,10 +304,10 @@ func (s *Service) prepareRepartition(ctx context.Context) error {
 	for _, t := range ts {
 		d, ok := have[t]
 		if !ok || d.Err != nil || len(d.Partitions) == 0 {
-			return fmt.Errorf("realtime/service: repartition topic %s has no partitions (create it with %d, the largest source topic's count)", t, most)
+			return fmt.Errorf("realtime/service: repartition topic %s has no partitions (create it with %d, the largest source topic's count)", t, parts)
 		}
-		if n := int32(len(d.Partitions)); n != most {
-			s.log.Warn("repartition topic partition count differs from the largest source topic's: it bounds how many instances share those rules", "topic", t, "partitions", n, "want", most)
+		if n := int32(len(d.Partitions)); n != parts {
+			s.log.Warn("repartition topic partition count differs from the largest source topic's: it bounds how many instances share those rules", "topic", t, "partitions", n, "want", parts)
 		}
 	}
 	return nil
@@ -233,11 +319,12 @@ func (s *Service) forwards(rs *rules.RuleSet) map[string]*fwdRoute {
 		return s.rp.fwd
 	}
 	fwd := map[string]*fwdRoute{}
+	topo := s.rp.topo.Load()
 	for _, r := range rs.Rules {
 		if s.laneOf(r) != 1 {
 			continue
 		}
-		t := s.rp.topics[keyCols(r)]
+		t := topo.topics[keyCols(r)]
 		rt := fwd[r.Dataset]
 		if rt == nil {
 			rt = &fwdRoute{schema: s.rp.schemas[r.Dataset]}
@@ -430,7 +517,7 @@ func (s *Service) parseRecord(ps map[string]parse.Parser, r *kgo.Record) (rec sc
 		rec, err = p.Parse(r.Value)
 		return rec, origin{}, err
 	}
-	if !s.rp.internal[r.Topic] {
+	if !s.isInternal(r.Topic) {
 		return nil, origin{}, fmt.Errorf("record of topic %s, which is no input", r.Topic)
 	}
 	if len(r.Headers) > 0 {

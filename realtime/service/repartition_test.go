@@ -1,15 +1,23 @@
 package service
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/lambdalog/lambdalog/internal/gen"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 	"github.com/lambdalog/lambdalog/realtime/alert"
+	"github.com/lambdalog/lambdalog/realtime/rules"
 )
 
 // TestTwoInstancesRepartitioned runs two instances of one group on
@@ -85,4 +93,240 @@ func TestTwoInstancesRepartitioned(t *testing.T) {
 	if sa.Repartitioned+sb1.Repartitioned+sb2.Repartitioned == 0 {
 		t.Error("nothing was read from the repartition topics")
 	}
+}
+
+// TestReloadRepartitionsNewKey: two instances of one group start with
+// rules that repartition nothing; a reload on the first instance only
+// brings a rule keyed by user_name (distinct sources per user), whose
+// repartition topic the reload creates and adds to that instance's
+// subscription: the group rebalances and the instance that subscribed owns
+// every partition of the new topic, while the other, still on the old
+// rules, forwards nothing. Failed logins as root then come from one new
+// source address per record on every source partition. Then the second
+// instance reloads too and takes its share of the topic, and more such
+// logins follow. The rule's threshold needs sources of both instances'
+// source partitions (either instance alone sees at most 10 of the 12
+// needed), and it fires exactly once on the alerts topic (read
+// committed); a restart of the second instance, which replays the new
+// topic, publishes nothing again.
+func TestReloadRepartitionsNewKey(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	const bySource = `version: 1
+rules:
+  - id: ssh_bruteforce
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: source_ip
+    aggregate: count
+    window: 60s
+    threshold: 5
+    suppress: 10m
+`
+	const byUser = bySource + `  - id: user_sources
+    kind: value_count
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: user_name
+    field: source_ip
+    window: 300s
+    slide: 10s
+    threshold: 12
+    suppress: 10m
+`
+	if err := os.WriteFile(file, []byte(bySource), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(id string) Options {
+		o := testOptions(t, b, "rt", "alerts")
+		o.Rules, o.RulesFile = rs, file
+		o.TransactionalID = "test-rt-" + id
+		o.SessionTimeout = 6 * time.Second
+		return o
+	}
+	const topic = "rt-repartition-user_name"
+	// owns waits until instances x and y own na and nb partitions of
+	// topic (-1: at least one) and some of auth each: the group settled.
+	owns := func(x, y *running, na, nb int, what string) {
+		t.Helper()
+		match := func(got, want int) bool { return got == want || want < 0 && got > 0 }
+		deadline := time.Now().Add(time.Minute)
+		for {
+			px, py := x.svc.ownedPartitions(), y.svc.ownedPartitions()
+			if match(len(px[topic]), na) && match(len(py[topic]), nb) && len(px["auth"]) > 0 && len(py["auth"]) > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: partitions owned %v and %v", what, px, py)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	a := start(t, opts("a"))
+	b1 := start(t, opts("b"))
+	owns(a, b1, 0, 0, "at start")
+	if err := os.WriteFile(file, []byte(byUser), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	owns(a, b1, 3, 0, "after the first instance's reload")
+
+	// One failed login as root per new source address, on partition i%3
+	// of auth: the source topics are keyed by source address, so the
+	// sources of one user are spread over the instances.
+	prod := kafkatest.Client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	logins := func(from, n int) {
+		t.Helper()
+		recs := make([]kgo.Record, n)
+		for i := range recs {
+			ip := fmt.Sprintf("198.51.100.%d", from+i)
+			recs[i] = kgo.Record{Topic: "auth", Partition: int32((from + i) % 3), Key: []byte(ip), Value: []byte(sshFail(from+i, ip))}
+		}
+		produce(t, prod, recs)
+	}
+	logins(0, 3)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	if st := b1.svc.Stats(); st.Forwarded != 0 || st.Events == 0 {
+		t.Fatalf("instance b, on the old rules, read %d source records and forwarded %d, want some and none", st.Events, st.Forwarded)
+	}
+	if st := a.svc.Stats(); st.Forwarded == 0 {
+		t.Fatal("instance a forwarded nothing after its reload")
+	}
+
+	if err := b1.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	owns(a, b1, -1, -1, "after both reloads")
+	if !slices.Equal(a.svc.repartitionTopics(), []string{topic}) || !slices.Equal(b1.svc.repartitionTopics(), []string{topic}) {
+		t.Fatalf("repartition topics %v and %v, want [%s]", a.svc.repartitionTopics(), b1.svc.repartitionTopics(), topic)
+	}
+	logins(3, 12)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	if st := b1.svc.Stats(); st.Forwarded == 0 {
+		t.Fatal("instance b forwarded nothing after its reload")
+	}
+	count := func() int {
+		t.Helper()
+		all := readAlerts(t, b, "alerts")
+		byID(t, all) // fails on an id published twice
+		n := 0
+		for _, al := range all {
+			if al.RuleID != "user_sources" || strings.Join(al.KeyValues, ",") != "root" {
+				t.Errorf("unexpected alert %s %v", al.RuleID, al.KeyValues)
+				continue
+			}
+			if al.Type == alert.TypeStart {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d alerts of user_sources for root, want 1", n)
+	}
+
+	// A restart replays the new topic: the rebuilt window of root is over
+	// the threshold again, and the published id keeps it from a second
+	// publication.
+	b1.shutdown(t)
+	ob := opts("b")
+	if ob.Rules, err = rules.Load(file); err != nil {
+		t.Fatal(err)
+	}
+	b2 := start(t, ob)
+	owns(a, b2, -1, -1, "after the restart")
+	logins(15, 3)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	a.shutdown(t)
+	b2.shutdown(t)
+	if n := count(); n != 1 {
+		t.Fatalf("after a restart: %d alerts of user_sources for root, want 1", n)
+	}
+	sa, sb1, sb2 := a.svc.Stats(), b1.svc.Stats(), b2.svc.Stats()
+	t.Logf("instance a: %d events, %d forwarded, %d repartitioned, %d alerts; b: %d/%d/%d/%d; b restarted: %d/%d/%d/%d, %d replayed",
+		sa.Events, sa.Forwarded, sa.Repartitioned, sa.Alerts, sb1.Events, sb1.Forwarded, sb1.Repartitioned, sb1.Alerts,
+		sb2.Events, sb2.Forwarded, sb2.Repartitioned, sb2.Alerts, sb2.Replayed)
+	if sb2.Replayed == 0 {
+		t.Error("the restarted instance replayed nothing")
+	}
+}
+
+// TestReloadRetriesUncreatableRepartitionTopic: while the repartition
+// topic of a reloaded rule's new key cannot be created (here a topic whose
+// name differs only by "." from it exists, which the broker refuses as a
+// collision), the reload fails with ErrRepartitionTopic and the running
+// rules stay, so the rule never runs unrepartitioned; WatchRules retries
+// without a new change of the file, and once the topic can be created the
+// rule runs in lane 1 and the instance consumes the topic.
+func TestReloadRetriesUncreatableRepartitionTopic(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 2})
+	adm := kadm.NewClient(kafkatest.Client(t, b))
+	const blocker = "rt1-repartition-user.name"
+	if _, err := adm.CreateTopic(t.Context(), 1, -1, nil, blocker); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	rule := func(id, key string) string {
+		return fmt.Sprintf("  - id: %s\n    kind: threshold\n    dataset: auth\n    key: %s\n    aggregate: count\n    window: 60s\n    threshold: 100\n", id, key)
+	}
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_src", "source_ip")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, b, "rt1", "alerts")
+	o.Rules, o.RulesFile = rs, file
+	r := start(t, o)
+	for len(r.svc.ownedPartitions()["auth"]) == 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go r.svc.WatchRules(ctx, 50*time.Millisecond, nil)
+	time.Sleep(200 * time.Millisecond) // WatchRules took the file's stamp
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_src", "source_ip")+rule("by_user", "user_name")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The change fails, and so do the retries at the next checks.
+	failed := r.svc.m.reloads.WithLabelValues("error")
+	for deadline := time.Now().Add(time.Minute); counterValue(t, failed) < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%v failed reloads, want retries", counterValue(t, failed))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := r.svc.Reload(t.Context()); !errors.Is(err, ErrRepartitionTopic) {
+		t.Fatalf("reload with an uncreatable topic: %v, want ErrRepartitionTopic", err)
+	}
+	if r.svc.Rules() != rs || len(r.svc.repartitionTopics()) != 0 {
+		t.Fatalf("a failed reload changed the rules (%d) or the topics %v", len(r.svc.Rules().Rules), r.svc.repartitionTopics())
+	}
+	if _, err := adm.DeleteTopic(t.Context(), blocker); err != nil {
+		t.Fatal(err)
+	}
+	const topic = "rt1-repartition-user_name"
+	deadline := time.Now().Add(time.Minute)
+	for len(r.svc.ownedPartitions()[topic]) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("rules %d, topics %v, owned %v: the reload was not retried", len(r.svc.Rules().Rules), r.svc.repartitionTopics(), r.svc.ownedPartitions())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, ru := range r.svc.Rules().Rules {
+		if want := map[string]int{"by_src": 0, "by_user": 1}[ru.ID]; r.svc.laneOf(ru) != want {
+			t.Errorf("rule %s in lane %d, want %d", ru.ID, r.svc.laneOf(ru), want)
+		}
+	}
+	r.shutdown(t)
 }

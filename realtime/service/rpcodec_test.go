@@ -230,9 +230,9 @@ func TestForwardedRecordsOfBothVersionsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic := s.rp.topics["destination_ip"]
+	topic := s.rp.topo.Load().topics["destination_ip"]
 	if topic == "" {
-		t.Fatalf("no repartition topic for destination_ip: %v", s.rp.topics)
+		t.Fatalf("no repartition topic for destination_ip: %v", s.rp.topo.Load().topics)
 	}
 	line := "Mar  2 00:00:01 fw kernel: [UFW BLOCK] IN=eth0 OUT= MAC=00 SRC=203.0.113.9 DST=10.0.0.5 LEN=60 TOS=0x00 PREC=0x00 TTL=50 ID=1 DF PROTO=TCP SPT=40000 DPT=22 WINDOW=1024 RES=0x00 SYN URGP=0"
 	src := &kgo.Record{Topic: "firewall", Partition: 2, Offset: 77, Value: []byte(line), Timestamp: time.Unix(1700000000, 0)}

@@ -213,7 +213,7 @@ func New(o Options) (*Service, error) {
 			return nil, err
 		}
 	}
-	for t := range s.rp.internal {
+	for t := range s.rp.topo.Load().internal {
 		if _, clash := s.sources[t]; clash {
 			return nil, fmt.Errorf("realtime/service: repartition topic %s is also a source topic", t)
 		}
@@ -300,6 +300,10 @@ func (s *Service) clientOpts() []kgo.Opt {
 		kgo.Balancers(kgo.RangeBalancer()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		// A partition without a committed offset is read from its start
+		// (the default, relied on): a repartition topic added by a reload
+		// holds what was forwarded before the group assigned it.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.ProducerLinger(0),
 		kgo.FetchMaxWait(s.o.TransactionInterval+5*time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
@@ -361,14 +365,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.checkCopartitioning(ctx); err != nil {
 		return err
 	}
-	if err := s.prepareRepartition(ctx); err != nil {
+	sess, err := s.startSession(ctx)
+	if err != nil {
 		return err
 	}
-	sess, err := kgo.NewGroupTransactSession(s.clientOpts()...)
-	if err != nil {
-		return fmt.Errorf("realtime/service: kafka: %w", err)
-	}
 	defer sess.Close()
+	defer s.stopSession()
 	defer s.runMinutes(ctx)()
 	// The open transaction's records must outlive a stop signal: the clean
 	// stop commits them (a produce failed by the signal's cancellation
@@ -543,6 +545,32 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+// startSession creates the repartition topics and joins the group as a
+// transactional session consuming the source and repartition topics. A
+// reload waits for it (s.rp.mu), so a repartition topic it adds is either
+// created and subscribed here or added to the session's subscription.
+func (s *Service) startSession(ctx context.Context) (*kgo.GroupTransactSession, error) {
+	s.rp.mu.Lock()
+	defer s.rp.mu.Unlock()
+	if err := s.prepareRepartition(ctx); err != nil {
+		return nil, err
+	}
+	sess, err := kgo.NewGroupTransactSession(s.clientOpts()...)
+	if err != nil {
+		return nil, fmt.Errorf("realtime/service: kafka: %w", err)
+	}
+	s.rp.cl = sess.Client()
+	return sess, nil
+}
+
+// stopSession tells reloads that the session is gone: a topic added from
+// now on is created and subscribed by the next Run.
+func (s *Service) stopSession() {
+	s.rp.mu.Lock()
+	s.rp.cl = nil
+	s.rp.mu.Unlock()
+}
+
 // alertKey partitions alerts by their key values, so the alerts of one
 // key stay in order.
 func alertKey(a alert.Alert) string {
@@ -693,6 +721,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	if s.o.Minutes != nil {
 		b.waitAll() // the aggregator reads the whole poll at once
 	}
+	// The topology of this poll: a reload adds topics before the rules
+	// that forward to them, under s.mu, which the caller holds.
+	topo := s.rp.topo.Load()
 	waitMinutes := s.addMinutes(b)
 	// Records come grouped by partition, so counters are added per run
 	// of one topic rather than per event.
@@ -716,7 +747,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		if r.Topic != topic {
 			flush()
 			topic, tm = r.Topic, s.m.topic(r.Topic)
-			internal = s.rp.internal[topic]
+			internal = topo.internal[topic]
 		}
 		if rec == nil {
 			fail++
@@ -730,7 +761,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		ev++
 		var isLate bool
 		out, isLate = s.engine.ProcessLane(rec, src, lane, now, out)
-		if !isLate && !internal && len(s.rp.internal) > 0 {
+		if !isLate && !internal && len(topo.internal) > 0 {
 			b.fwd = s.appendForwards(b.fwd, b, rec, r)
 		}
 		if isLate {

@@ -3,10 +3,10 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -108,20 +108,20 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 }
 
 // Reload reads Options.RulesFile and swaps the rules; windows of rules
-// whose definition is unchanged keep their state. A file that does not
-// parse leaves the running rules in force and returns the error.
-func (s *Service) Reload() error {
+// whose definition is unchanged keep their state. A rule keyed by columns
+// no rule had so far gets its repartition topic first: created as at
+// start, then added to the group's subscription (growTopology). A file
+// that does not parse, or whose new repartition topic cannot be created,
+// leaves the running rules in force and returns the error (an error of
+// the latter kind wraps ErrRepartitionTopic).
+func (s *Service) Reload(ctx context.Context) error {
 	if s.o.RulesFile == "" {
 		return fmt.Errorf("realtime/service: reload: no rules file (the shipped defaults are running)")
 	}
 	rs, err := rules.LoadMax(s.o.RulesFile, s.o.MaxRulesBytes)
+	var added []string
 	if err == nil {
-		s.mu.Lock()
-		err = s.engine.SetRules(rs)
-		if err == nil {
-			s.rs = rs
-		}
-		s.mu.Unlock()
+		added, err = s.setRules(ctx, rs)
 	}
 	if err != nil {
 		s.m.reloads.WithLabelValues("error").Inc()
@@ -130,35 +130,54 @@ func (s *Service) Reload() error {
 	}
 	s.m.reloads.WithLabelValues("ok").Inc()
 	s.log.Info("rules reloaded", "file", s.o.RulesFile, "rules", len(rs.Rules))
-	if ids, topics := s.unrepartitioned(rs); len(ids) > 0 {
-		// The group's subscription and the repartition topics are fixed
-		// at start: such a rule reads the source topics, where each
-		// instance sees only the events of its own source addresses.
-		s.log.Warn("reloaded rules keyed by a column with no repartition topic run on the source topics until a restart (exact only with a single instance); restart every instance to repartition them",
-			"rules", ids, "topics_created_at_restart", topics)
+	if len(added) > 0 {
+		s.log.Info("repartition topics added for rules keyed by new columns; the group rebalances to share them",
+			"topics", added, "running", s.running())
 	}
 	return nil
 }
 
-// unrepartitioned lists the rules of rs that repartitioning would feed
-// from a repartition topic, but whose topic does not exist in this run
-// (their key was in no rule at start), and those topics.
-func (s *Service) unrepartitioned(rs *rules.RuleSet) (ids, topics []string) {
-	if !s.rp.on {
-		return nil, nil
+// ErrRepartitionTopic is wrapped by the error of a reload whose new
+// repartition topic could not be created; WatchRules retries such a
+// reload at every check.
+var ErrRepartitionTopic = errors.New("repartition topic not ready")
+
+// setRules swaps the running rules for rs, first growing the repartition
+// topology by the topics of rs's new keys (growTopology), then, once the
+// engine runs rs (its new repartitioned rules in lane 1, so this instance
+// forwards their records from its next poll on), adding those topics to
+// the running group session's subscription: the member rejoins, the group
+// rebalances and every instance rebuilds its state (recover), registering
+// the new topics' partitions and watermark inputs as at any assignment.
+// Records forwarded before the assignment wait in the topic, which a
+// partition without a committed offset is read from the start of.
+// It returns the topics added.
+func (s *Service) setRules(ctx context.Context, rs *rules.RuleSet) ([]string, error) {
+	s.rp.mu.Lock()
+	defer s.rp.mu.Unlock()
+	added, err := s.growTopology(ctx, rs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRepartitionTopic, err)
 	}
-	for _, r := range rs.Rules {
-		if r.Kind == rules.Sequence || (len(r.Key) == 1 && r.Key[0] == s.rp.key) {
-			continue
-		}
-		if _, ok := s.rp.topics[keyCols(r)]; !ok {
-			ids = append(ids, r.ID)
-			if t := s.rp.prefix + keyCols(r); !slices.Contains(topics, t) {
-				topics = append(topics, t)
-			}
-		}
+	s.mu.Lock()
+	err = s.engine.SetRules(rs)
+	if err == nil {
+		s.rs = rs
 	}
-	return ids, topics
+	s.mu.Unlock()
+	// Subscribe even when the engine refused rs: the topology has the
+	// topics now, so no later reload would add them.
+	if len(added) > 0 && s.rp.cl != nil {
+		s.rp.cl.AddConsumeTopics(added...)
+	}
+	return added, err
+}
+
+// running says whether Run's group session is up.
+func (s *Service) running() bool {
+	s.rp.mu.Lock()
+	defer s.rp.mu.Unlock()
+	return s.rp.cl != nil
 }
 
 // Rules is the running rule set.
@@ -183,6 +202,9 @@ func (s *Service) WatchRules(ctx context.Context, interval time.Duration, hup <-
 		return fi.ModTime(), fi.Size()
 	}
 	mt, sz := stamp()
+	// retry: the last reload failed for want of a repartition topic (a
+	// broker problem, unlike a bad file): try again at every check.
+	retry := false
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -191,12 +213,12 @@ func (s *Service) WatchRules(ctx context.Context, interval time.Duration, hup <-
 			return
 		case <-hup:
 			mt, sz = stamp()
-			_ = s.Reload()
+			retry = errors.Is(s.Reload(ctx), ErrRepartitionTopic)
 		case <-t.C:
 			m, z := stamp()
-			if z >= 0 && (!m.Equal(mt) || z != sz) {
+			if z >= 0 && (!m.Equal(mt) || z != sz) || retry {
 				mt, sz = m, z
-				_ = s.Reload()
+				retry = errors.Is(s.Reload(ctx), ErrRepartitionTopic)
 			}
 		}
 	}

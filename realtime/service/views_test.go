@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,7 +189,7 @@ func TestReloadKeepsStateAndTopKeys(t *testing.T) {
 	if err := os.WriteFile(file, []byte("version: 1\nrules:\n  - id: ssh_fail\n    kind: bogus\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "line") {
+	if err := s.Reload(t.Context()); err == nil || !strings.Contains(err.Error(), "line") {
 		t.Fatalf("bad file: err %v, want a parse error with its line", err)
 	}
 	if s.Rules() != rs {
@@ -197,7 +198,7 @@ func TestReloadKeepsStateAndTopKeys(t *testing.T) {
 	if err := os.WriteFile(file, []byte(ruleYAML(7)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reload(); err != nil {
+	if err := s.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	out := feedLines(s, "auth", sshFail(9, "198.18.0.9"))
@@ -206,11 +207,13 @@ func TestReloadKeepsStateAndTopKeys(t *testing.T) {
 	}
 }
 
-// TestReloadWarnsOfRulesWithoutRepartitionTopic: a reload that brings a
-// rule keyed by a column no rule had at start keeps it on the source
-// topics (lane 0) and says so, naming the rule and the topic a restart
-// creates; a reload whose keys all have topics says nothing.
-func TestReloadWarnsOfRulesWithoutRepartitionTopic(t *testing.T) {
+// TestReloadAddsRepartitionTopicBeforeRun: a reload that brings a rule
+// keyed by a column no rule had puts it in lane 1 behind a new
+// repartition topic, with the start's naming, which Run then creates and
+// subscribes (the service is not running, so nothing is created yet); a
+// reload whose keys all have topics adds none. Two instances of a group
+// reloading while running: TestReloadRepartitionsNewKey.
+func TestReloadAddsRepartitionTopicBeforeRun(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "rules.yaml")
 	rule := func(id, key string) string {
 		return fmt.Sprintf("  - id: %s\n    kind: threshold\n    dataset: firewall\n    key: %s\n    aggregate: count\n    window: 10s\n    threshold: 100\n", id, key)
@@ -222,34 +225,34 @@ func TestReloadWarnsOfRulesWithoutRepartitionTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
-	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: testSources, Rules: rs, RulesFile: file,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: testSources, Rules: rs, RulesFile: file, Logger: testLogger(t, slog.LevelInfo)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")+rule("by_dst2", "destination_ip")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reload(); err != nil {
+	if err := s.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(logs.String(), "no repartition topic") {
-		t.Fatalf("warned about a key that has its topic:\n%s", logs.String())
+	if got := s.repartitionTopics(); !slices.Equal(got, []string{"g-repartition-destination_ip"}) {
+		t.Fatalf("after a reload with no new key: topics %v", got)
 	}
-	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")+rule("by_if", "observer_ingress_interface_name")), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+rule("by_dst", "destination_ip")+rule("by_if", "observer_ingress_interface_name")+rule("by_src", "source_ip")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Reload(); err != nil {
+	if err := s.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	out := logs.String()
-	if !strings.Contains(out, "no repartition topic") || !strings.Contains(out, "by_if") || !strings.Contains(out, "g-repartition-observer_ingress_interface_name") {
-		t.Fatalf("no warning naming by_if and its topic:\n%s", out)
+	if got, want := s.repartitionTopics(), []string{"g-repartition-destination_ip", "g-repartition-observer_ingress_interface_name"}; !slices.Equal(got, want) {
+		t.Fatalf("topics %v, want %v", got, want)
 	}
 	for _, r := range s.Rules().Rules {
-		if want := map[string]int{"by_dst": 1, "by_if": 0}[r.ID]; s.laneOf(r) != want {
+		if want := map[string]int{"by_dst": 1, "by_if": 1, "by_src": 0}[r.ID]; s.laneOf(r) != want {
 			t.Errorf("rule %s in lane %d, want %d", r.ID, s.laneOf(r), want)
 		}
+	}
+	if !slices.Equal(s.inputs(), append(slices.Clone(s.topics()), "g-repartition-destination_ip", "g-repartition-observer_ingress_interface_name")) {
+		t.Errorf("Run would consume %v", s.inputs())
 	}
 }
