@@ -142,10 +142,11 @@ type fireState struct {
 	openEnd    int64 // end of the window that opened the alert
 }
 
+// seqState holds the latest step-1 (as) and step-2 (bs) events of a key,
+// ascending by event time (Sample.Time): one array per step, so an event
+// touches one object besides the entry.
 type seqState struct {
-	as, bs []int64 // event times of step-1 and step-2 events, ascending
-	aRef   []window.Sample
-	bRef   []window.Sample
+	as, bs []window.Sample
 }
 
 // New returns an engine running rs.
@@ -411,6 +412,7 @@ func (e *Engine) baseAlert(r *rules.Rule, key, typ string, period, t int64, now 
 // sequence runs one step of a two-step rule on an event for key that
 // matched the step: a step-1 event for key X followed, within the rule's
 // duration, by a step-2 event for X. Either step may arrive out of order.
+// t is the event's time, sm.Time.
 func (e *Engine) sequence(st *ruleState, step int, key string, kh uint64, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	within := int64(r.Within)
@@ -425,52 +427,50 @@ func (e *Engine) sequence(st *ruleState, step int, key string, kh uint64, t int6
 	if step == 1 {
 		// Latest step-1 event at or before t, within the duration.
 		for i := len(ss.as) - 1; i >= 0; i-- {
-			if a := ss.as[i]; a <= t && t-a <= within {
-				out = e.seqMatch(st, key, kh, ss.aRef[i], sm, now, out)
+			if a := ss.as[i].Time; a <= t && t-a <= within {
+				out = e.seqMatch(st, key, kh, ss.as[i], sm, now, out)
 				break
 			}
 		}
-		ss.bs, ss.bRef = insertTime(ss.bs, ss.bRef, t, sm)
+		ss.bs = insertSample(ss.bs, sm)
 	} else {
 		// Earliest step-2 event at or after t, within the duration
 		// (the step-2 event arrived first).
-		for i, b := range ss.bs {
-			if b >= t && b-t <= within && ss.bRef[i] != sm {
-				out = e.seqMatch(st, key, kh, sm, ss.bRef[i], now, out)
+		for i := range ss.bs {
+			if b := ss.bs[i].Time; b >= t && b-t <= within && ss.bs[i] != sm {
+				out = e.seqMatch(st, key, kh, sm, ss.bs[i], now, out)
 				break
 			}
 		}
-		ss.as, ss.aRef = insertTime(ss.as, ss.aRef, t, sm)
+		ss.as = insertSample(ss.as, sm)
 	}
 	return out
 }
 
-// insertTime inserts t in ascending order, keeping the newest seqDepth.
-func insertTime(ts []int64, refs []window.Sample, t int64, sm window.Sample) ([]int64, []window.Sample) {
+// insertSample inserts sm in ascending order of event time (after any
+// with the same time), keeping the newest seqDepth.
+func insertSample(refs []window.Sample, sm window.Sample) []window.Sample {
 	// Events come mostly in order: look for the place from the end.
-	i := len(ts)
-	for i > 0 && ts[i-1] > t {
+	t := sm.Time
+	i := len(refs)
+	for i > 0 && refs[i-1].Time > t {
 		i--
 	}
-	if n := len(ts); n == seqDepth && i == n {
-		copy(ts, ts[1:])
+	if n := len(refs); n == seqDepth && i == n {
 		copy(refs, refs[1:])
-		ts[n-1], refs[n-1] = t, sm
-		return ts, refs
+		refs[n-1] = sm
+		return refs
 	}
-	ts = append(ts, 0)
 	refs = append(refs, window.Sample{})
-	copy(ts[i+1:], ts[i:])
 	copy(refs[i+1:], refs[i:])
-	ts[i], refs[i] = t, sm
-	if len(ts) > seqDepth {
-		// Shift in place rather than reslicing, so the backing arrays are
+	refs[i] = sm
+	if len(refs) > seqDepth {
+		// Shift in place rather than reslicing, so the backing array is
 		// reused instead of regrown.
-		copy(ts, ts[1:])
 		copy(refs, refs[1:])
-		ts, refs = ts[:seqDepth], refs[:seqDepth]
+		refs = refs[:seqDepth]
 	}
-	return ts, refs
+	return refs
 }
 
 func (e *Engine) seqMatch(st *ruleState, key string, kh uint64, a, b window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
@@ -531,7 +531,7 @@ func (e *Engine) Advance(now time.Time, out []alert.Alert) []alert.Alert {
 		if st.seq != nil {
 			horizon := wm - late - int64(r.Within)
 			st.seq.deleteIf(func(_ string, ss *seqState) bool {
-				return (len(ss.as) == 0 || ss.as[len(ss.as)-1] < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1] < horizon)
+				return (len(ss.as) == 0 || ss.as[len(ss.as)-1].Time < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1].Time < horizon)
 			})
 		}
 	}
