@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -58,8 +59,15 @@ start) every realtime.minutes_flush_interval, for the serving layer's merged
 series; a ClickHouse outage delays them, never the alerts.
 
 SIGHUP, or a change of the rules file, reloads the rules keeping the window
-state of unchanged rules; a file with a problem keeps the running rules.
+state of unchanged rules; a file with a problem keeps the running rules. A
+rule keyed by a column no rule had gets its repartition topic, created and
+added to the group's subscription (the group rebalances).
 SIGINT/SIGTERM commits the open transaction and exits 0.
+
+realtime.gc_percent is the Go runtime's GOGC (default 200: less CPU on the
+GC for a larger heap) and realtime.memory_limit_mib its soft memory limit
+(default 3072, for a 4 GiB container), which caps that heap; the GOGC and
+GOMEMLIMIT environment variables win.
 
 'lambdalog realtime rules check FILE' validates a rules file and prints
 every problem with its line; exit 2 when there is one.`,
@@ -88,6 +96,7 @@ every problem with its line; exit 2 when there is one.`,
 			if httpAddr == "" {
 				httpAddr = e.cfg.Realtime.HTTP
 			}
+			setRealtimeGC(e)
 			reg := obs.NewRegistry()
 			rt, err := newRealtime(e, reg)
 			if err != nil {
@@ -123,6 +132,24 @@ every problem with its line; exit 2 when there is one.`,
 			}
 			return runErr // non-nil: exit 1; a restart continues from the committed offsets
 		},
+	}
+}
+
+// setRealtimeGC applies realtime.memory_limit_mib as the Go runtime's soft
+// memory limit unless GOMEMLIMIT is set, and realtime.gc_percent as GOGC
+// unless GOGC is set (0 leaves either to Go). Most of the speed layer's
+// heap is its window state, which lives until its keys expire, and every
+// record allocates a little; a higher GOGC marks that state less often:
+// GOGC 200 cost 0.84-0.91x the CPU per event of 100 in five interleaved
+// pairs of the end-to-end benchmark (docs/benchmarks.md), for a heap up to
+// three times the live state instead of twice, which the soft limit caps.
+func setRealtimeGC(e *env) {
+	c := e.cfg.Realtime
+	if os.Getenv("GOMEMLIMIT") == "" && c.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(c.MemoryLimitMiB) << 20)
+	}
+	if os.Getenv("GOGC") == "" && c.GCPercent > 0 {
+		debug.SetGCPercent(c.GCPercent)
 	}
 }
 

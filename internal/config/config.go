@@ -155,6 +155,8 @@ type Realtime struct {
 	MinutesFlush         Duration `yaml:"minutes_flush_interval" doc:"how often changed per-minute aggregates are written to ClickHouse"`
 	MinutesTolerance     Duration `yaml:"minutes_tolerance" doc:"event time the aggregates' writes may fall behind (ClickHouse down) and still be rebuilt by a restarted instance; lengthens the replay"`
 	MinutesMaxEntries    int      `yaml:"minutes_max_entries" doc:"cap on per-minute aggregate state (cells plus distinct values); events beyond it are counted and dropped"`
+	MemoryLimitMiB       int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog realtime in MiB: the Go GC collects harder as the heap nears it; about 3/4 of the container's memory limit, above the window state realtime.max_keys allows (a GOMEMLIMIT environment variable wins); 0: none"`
+	GCPercent            int      `yaml:"gc_percent" doc:"GOGC of lambdalog realtime: the heap grows this many percent over the live data (mostly the window state) before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
 }
 
 // Batch configures the scheduled batch jobs.
@@ -269,6 +271,8 @@ func Default() *Config {
 			MinutesFlush:        Duration(time.Second),
 			MinutesTolerance:    Duration(5 * time.Minute),
 			MinutesMaxEntries:   2_000_000,
+			MemoryLimitMiB:      3072,
+			GCPercent:           200,
 		},
 		Batch: Batch{
 			Timezone: "UTC",

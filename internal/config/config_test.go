@@ -217,6 +217,8 @@ func TestHTTPLimitKeysChecked(t *testing.T) {
 	_, err := Loader{Env: []string{
 		"LAMBDALOG_SERVE_RATE_LIMIT=-1",
 		"LAMBDALOG_REALTIME_MAX_RULES_BYTES=0",
+		"LAMBDALOG_REALTIME_GC_PERCENT=-5",
+		"LAMBDALOG_REALTIME_MEMORY_LIMIT_MIB=-1",
 		"LAMBDALOG_REALTIME_HTTP_TLS_CERT_FILE=" + writeFile(t, "x"),
 		"LAMBDALOG_METRICS_TLS_KEY_FILE=/nonexistent/key.pem",
 	}}.Load()
@@ -227,6 +229,8 @@ func TestHTTPLimitKeysChecked(t *testing.T) {
 	for key, msg := range map[string]string{
 		"serve.rate_limit":            "must not be negative",
 		"realtime.max_rules_bytes":    "greater than zero",
+		"realtime.gc_percent":         "must not be negative",
+		"realtime.memory_limit_mib":   "must not be negative",
 		"realtime.http_tls_cert_file": "go together",
 		"metrics.tls_cert_file":       "go together",
 		"metrics.tls_key_file":        "cannot read",

@@ -182,6 +182,8 @@ func (c *Config) Validate() []Problem {
 	positive(&ps, "realtime.minutes_tolerance", int64(c.Realtime.MinutesTolerance))
 	positive(&ps, "realtime.minutes_max_entries", int64(c.Realtime.MinutesMaxEntries))
 	positive(&ps, "realtime.max_rules_bytes", int64(c.Realtime.MaxRulesBytes))
+	nonNegative(&ps, "realtime.memory_limit_mib", int64(c.Realtime.MemoryLimitMiB))
+	nonNegative(&ps, "realtime.gc_percent", int64(c.Realtime.GCPercent))
 	for key, v := range map[string]int{"realtime.http_rate_limit": c.Realtime.HTTPRateLimit, "realtime.http_rate_burst": c.Realtime.HTTPRateBurst,
 		"serve.rate_limit": c.Serve.RateLimit, "serve.rate_burst": c.Serve.RateBurst, "metrics.rate_limit": c.Metrics.RateLimit, "metrics.rate_burst": c.Metrics.RateBurst} {
 		nonNegative(&ps, key, int64(v))

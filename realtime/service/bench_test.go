@@ -2,11 +2,14 @@ package service
 
 import (
 	"fmt"
+	"os"
+	"runtime/debug"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/lambdalog/lambdalog/internal/config"
 	"github.com/lambdalog/lambdalog/internal/gen"
 	"github.com/lambdalog/lambdalog/internal/kafkatest"
 )
@@ -18,7 +21,16 @@ import (
 // offsets reach the end (of the source and the repartition topics). The
 // broker runs on the same 2 cores. repartition=false is the input of
 // every rule read from the source topics, as before repartitioning.
+//
+// The GC runs as lambdalog realtime sets it (realtime.gc_percent); a GOGC
+// environment variable wins, as it does for the command.
 func BenchmarkServiceEndToEnd(b *testing.B) {
+	if os.Getenv("GOGC") == "" {
+		if pct := config.Default().Realtime.GCPercent; pct > 0 {
+			old := debug.SetGCPercent(pct)
+			b.Cleanup(func() { debug.SetGCPercent(old) })
+		}
+	}
 	for _, c := range []struct {
 		interval    time.Duration
 		repartition bool
