@@ -124,6 +124,10 @@ func (d *Dataset) Field(name string) (Field, bool) {
 	return d.fields[i], true
 }
 
+// OrderBy returns the columns of the event table's ORDER BY key, in
+// order (a copy).
+func (d *Dataset) OrderBy() []string { return append([]string(nil), d.orderBy...) }
+
 // New returns a new zero record of the dataset.
 func (d *Dataset) New() Record { return d.newFn() }
 

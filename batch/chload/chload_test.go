@@ -322,3 +322,119 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("list all: %+v", all)
 	}
 }
+
+// TestLoadEventsSortedExactly loads every dataset's day with blocks of a
+// few hundred rows sent in smaller network blocks, and checks that every
+// row arrives exactly once with each column's value from its own record
+// (the loader reorders rows by the ORDER BY key), and that the server wrote
+// every block without sorting it again.
+func TestLoadEventsSortedExactly(t *testing.T) {
+	db := openDB(t)
+	l := New(db, nil)
+	l.FlushRows, l.SendRows = 700, 250
+	ctx := context.Background()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, recs, src := fixture(t, 8000)
+	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	writerEvents := func() (blocks, sorted uint64) {
+		t.Helper()
+		rows, err := db.Query(ctx, "SELECT event, value FROM system.events WHERE event IN ('MergeTreeDataWriterBlocks', 'MergeTreeDataWriterBlocksAlreadySorted')")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			var v uint64
+			if err := rows.Scan(&name, &v); err != nil {
+				t.Fatal(err)
+			}
+			if name == "MergeTreeDataWriterBlocks" {
+				blocks = v
+			} else {
+				sorted = v
+			}
+		}
+		return blocks, sorted
+	}
+	blocks0, sorted0 := writerEvents()
+	for _, ds := range reports.ReportDatasets() {
+		files, err := src.Files(ctx, ds, day, day.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := l.LoadEvents(ctx, fsys, ds, files, day, day.Add(24*time.Hour), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := inside(recs, ds, day, day.Add(24*time.Hour)); int(st.RowsWritten) != want {
+			t.Fatalf("%s: wrote %d rows, want %d", ds, st.RowsWritten, want)
+		}
+	}
+	blocks1, sorted1 := writerEvents()
+	if blocks := blocks1 - blocks0; blocks < 8 || sorted1-sorted0 != blocks {
+		t.Fatalf("the server wrote %d blocks, %d of them already sorted: want several, all sorted", blocks, sorted1-sorted0)
+	}
+
+	type row struct {
+		original, host, ip string
+		ts, kts            time.Time
+	}
+	want := map[int64]row{}
+	for _, r := range recs {
+		c := r.Common()
+		if c.Timestamp.Before(day) || !c.Timestamp.Before(day.Add(24*time.Hour)) {
+			continue
+		}
+		var ip string
+		switch e := r.(type) {
+		case *schemas.Auth:
+			ip = e.SourceIP
+		case *schemas.Firewall:
+			ip = e.SourceIP
+		case *schemas.IDS:
+			ip = e.SourceIP
+		case *schemas.Web:
+			ip = e.SourceIP
+		}
+		want[c.KafkaOffset] = row{c.EventOriginal, c.Host, ip, c.Timestamp.Truncate(time.Millisecond), c.KafkaTimestamp.Truncate(time.Millisecond)}
+	}
+	seen := 0
+	for _, ds := range reports.ReportDatasets() {
+		rows, err := db.Query(ctx, "SELECT kafka_offset, event_original, host_name, source_ip, timestamp, timestamp_ms, kafka_timestamp, kafka_timestamp_ms FROM "+chdb.QuoteIdent(EventTable(ds)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var (
+				off     int64
+				got     row
+				ms, kms uint16
+				ts, kts time.Time
+			)
+			if err := rows.Scan(&off, &got.original, &got.host, &got.ip, &ts, &ms, &kts, &kms); err != nil {
+				t.Fatal(err)
+			}
+			got.ts = ts.Add(time.Duration(ms) * time.Millisecond).UTC()
+			got.kts = kts.Add(time.Duration(kms) * time.Millisecond).UTC()
+			w, ok := want[off]
+			if !ok {
+				t.Fatalf("%s: row with offset %d loaded twice or not in the interval: %+v", ds, off, got)
+			}
+			if !got.ts.Equal(w.ts) || !got.kts.Equal(w.kts) || got.original != w.original || got.host != w.host || got.ip != w.ip {
+				t.Fatalf("%s: offset %d loaded as %+v, want %+v", ds, off, got, w)
+			}
+			delete(want, off)
+			seen++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	if len(want) != 0 || seen == 0 {
+		t.Fatalf("%d rows read back, %d missing", seen, len(want))
+	}
+}

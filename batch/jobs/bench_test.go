@@ -119,6 +119,12 @@ func BenchmarkNightly(b *testing.B) {
 	}
 	defer db.Close()
 	l := chload.New(db, nil)
+	// LAMBDALOG_BENCH_FLUSH_ROWS compares insert block sizes.
+	if s := os.Getenv("LAMBDALOG_BENCH_FLUSH_ROWS"); s != "" {
+		if l.FlushRows, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if _, err := l.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
