@@ -39,8 +39,12 @@ type block struct {
 	// rows share one bucket in arrival order and the server sorts.
 	keyFields []int
 	isKey     []bool // per field
-	tsField   int
-	sorted    bool
+	// lowCard numbers the values of the other low-cardinality string
+	// columns (nil for the rest): a row keeps a 4-byte id instead of a
+	// copy of its value.
+	lowCard []*keyCol
+	tsField int
+	sorted  bool
 
 	keys    []keyCol
 	buckets []*bucket
@@ -51,6 +55,7 @@ type block struct {
 	keep   []int
 	rowBkt []int32
 	rowIDs [maxKeys][]uint32
+	ids    []uint32
 
 	// per-flush scratch
 	order  []int32
@@ -85,7 +90,8 @@ type colBuf struct {
 	i32    []int32
 	i64    []int64
 	f64    []float64
-	micros []int64 // a time (a null time is the epoch, as ClickHouse stores it)
+	micros []int64  // a time (a null time is the epoch, as ClickHouse stores it)
+	ids    []uint32 // a low-cardinality string: the id of its value
 }
 
 // keyCol numbers one key column's distinct values.
@@ -128,6 +134,12 @@ func newBlock(ds *schemas.Dataset, fields []schemas.Field) *block {
 	b.keys = make([]keyCol, len(b.keyFields))
 	for i := range b.keys {
 		b.keys[i].index = map[string]uint32{}
+	}
+	b.lowCard = make([]*keyCol, len(fields))
+	for fi, f := range fields {
+		if f.LowCardinality && f.Kind == schemas.KindString && !b.isKey[fi] {
+			b.lowCard[fi] = &keyCol{index: map[string]uint32{}}
+		}
 	}
 	return b
 }
@@ -176,6 +188,17 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 			continue // the bucket's key holds it
 		}
 		arr := c.Cols[fi]
+		if lc := b.lowCard[fi]; lc != nil {
+			b.ids = slices.Grow(b.ids[:0], n)[:n]
+			if err := lc.number(b.ids, arr, row); err != nil {
+				return fmt.Errorf("column %s: %w", f.Name, err)
+			}
+			for i, id := range b.ids {
+				cb := &b.buckets[b.rowBkt[i]].cols[fi]
+				cb.ids = append(cb.ids, id)
+			}
+			continue
+		}
 		switch f.Kind {
 		case schemas.KindString, schemas.KindBytes:
 			switch a := arr.(type) {
@@ -291,36 +314,8 @@ func (b *block) assign(c *source.Chunk, n int, row func(int) int) error {
 	for k, fi := range b.keyFields {
 		ids := slices.Grow(b.rowIDs[k][:0], n)[:n]
 		b.rowIDs[k] = ids
-		kc := &b.keys[k]
-		switch a := c.Cols[fi].(type) {
-		case nil:
-			empty := kc.id("")
-			for i := range ids {
-				ids[i] = empty
-			}
-		case *array.Dictionary:
-			d, ok := a.Dictionary().(*array.String)
-			if !ok {
-				return fmt.Errorf("column %s: dictionary of %s", b.fields[fi].Name, a.Dictionary().DataType())
-			}
-			kc.dict = kc.dict[:0]
-			for j := 0; j < d.Len(); j++ {
-				kc.dict = append(kc.dict, kc.id(d.Value(j)))
-			}
-			empty := kc.id("")
-			for i := range ids {
-				if r := row(i); a.IsNull(r) {
-					ids[i] = empty
-				} else {
-					ids[i] = kc.dict[a.GetValueIndex(r)]
-				}
-			}
-		case *array.String:
-			for i := range ids {
-				ids[i] = kc.id(a.Value(row(i)))
-			}
-		default:
-			return fmt.Errorf("column %s: unexpected %s", b.fields[fi].Name, c.Cols[fi].DataType())
+		if err := b.keys[k].number(ids, c.Cols[fi], row); err != nil {
+			return fmt.Errorf("column %s: %w", b.fields[fi].Name, err)
 		}
 	}
 	var last [maxKeys]uint32
@@ -358,6 +353,41 @@ func (k *keyCol) id(s string) uint32 {
 	k.index[s] = id
 	k.names = append(k.names, s)
 	return id
+}
+
+// number sets ids[i] to the id of the value of row(i) in arr.
+func (k *keyCol) number(ids []uint32, arr arrow.Array, row func(int) int) error {
+	switch a := arr.(type) {
+	case nil:
+		empty := k.id("")
+		for i := range ids {
+			ids[i] = empty
+		}
+	case *array.Dictionary:
+		d, ok := a.Dictionary().(*array.String)
+		if !ok {
+			return fmt.Errorf("dictionary of %s", a.Dictionary().DataType())
+		}
+		k.dict = k.dict[:0]
+		for j := 0; j < d.Len(); j++ {
+			k.dict = append(k.dict, k.id(d.Value(j)))
+		}
+		empty := k.id("")
+		for i := range ids {
+			if r := row(i); a.IsNull(r) {
+				ids[i] = empty
+			} else {
+				ids[i] = k.dict[a.GetValueIndex(r)]
+			}
+		}
+	case *array.String:
+		for i := range ids {
+			ids[i] = k.id(a.Value(row(i)))
+		}
+	default:
+		return fmt.Errorf("unexpected %s", arr.DataType())
+	}
+	return nil
 }
 
 func floorDiv(a, b int64) int64 {
@@ -446,6 +476,10 @@ func (b *block) appendRows(batch driver.Batch, seq []rowRef) error {
 				for _, ref := range seq {
 					b.strs = append(b.strs, names[b.buckets[ref.bucket].key[k]])
 				}
+			} else if lc := b.lowCard[fi]; lc != nil {
+				for _, ref := range seq {
+					b.strs = append(b.strs, lc.names[b.buckets[ref.bucket].cols[fi].ids[ref.row]])
+				}
 			} else {
 				for _, ref := range seq {
 					cb := &b.buckets[ref.bucket].cols[fi]
@@ -518,6 +552,10 @@ func arenaString(arena []byte, start, end uint32) string {
 // every bucket's buffers would hold memory for rows long sent.
 const maxBuckets = 4096
 
+// maxLowCard bounds the values a low-cardinality column's index keeps
+// from one block to the next.
+const maxLowCard = 1 << 16
+
 // reset empties the block, keeping the buffers for the next one.
 func (b *block) reset() {
 	if len(b.buckets) > maxBuckets {
@@ -527,12 +565,18 @@ func (b *block) reset() {
 			b.keys[i] = keyCol{index: map[string]uint32{}}
 		}
 	}
+	for i, lc := range b.lowCard {
+		if lc != nil && len(lc.names) > maxLowCard {
+			// Not low-cardinality after all: do not carry the index on.
+			b.lowCard[i] = &keyCol{index: map[string]uint32{}}
+		}
+	}
 	for _, bk := range b.buckets {
 		bk.rows = 0
 		for i := range bk.cols {
 			cb := &bk.cols[i]
 			cb.arena, cb.ends = cb.arena[:0], cb.ends[:0]
-			cb.u16, cb.i32, cb.i64, cb.f64, cb.micros = cb.u16[:0], cb.i32[:0], cb.i64[:0], cb.f64[:0], cb.micros[:0]
+			cb.u16, cb.i32, cb.i64, cb.f64, cb.micros, cb.ids = cb.u16[:0], cb.i32[:0], cb.i64[:0], cb.f64[:0], cb.micros[:0], cb.ids[:0]
 		}
 	}
 	b.rows = 0
