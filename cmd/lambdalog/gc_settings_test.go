@@ -39,7 +39,8 @@ func TestRealtimeAppliesGCSettings(t *testing.T) {
 		{"environment wins", []string{"LAMBDALOG_REALTIME_GC_PERCENT=137", "GOGC=90", "LAMBDALOG_REALTIME_MEMORY_LIMIT_MIB=1000", "GOMEMLIMIT=900MiB"}, "90", mib(900)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := realtimeGCMetrics(t, b.Addr(), c.env)
+			m := gcMetrics(t, c.env, "realtime", "--brokers", b.Addr(), "--set", "realtime.minutes=false",
+				"--set", "realtime.transactional_id=gc-test-"+t.Name())
 			if m["go_gc_gogc_percent"] != c.gogc || m["go_gc_gomemlimit_bytes"] != c.memlimit {
 				t.Errorf("GC metrics %v, want gogc %s, memory limit %s", m, c.gogc, c.memlimit)
 			}
@@ -47,10 +48,38 @@ func TestRealtimeAppliesGCSettings(t *testing.T) {
 	}
 }
 
-// realtimeGCMetrics starts `lambdalog realtime` with env (GOGC and
-// GOMEMLIMIT unset unless env sets them) and returns go_gc_gogc_percent
-// and go_gc_gomemlimit_bytes from its /metrics.
-func realtimeGCMetrics(t *testing.T, broker string, env []string) map[string]string {
+// TestConsumeAppliesGCSettings is TestRealtimeAppliesGCSettings for
+// `lambdalog consume`: consumer.gc_percent and consumer.memory_limit_mib,
+// their defaults, and the environment over both.
+func TestConsumeAppliesGCSettings(t *testing.T) {
+	def := config.Default().Consumer
+	if def.GCPercent == 100 || def.GCPercent == 137 || def.MemoryLimitMiB == 0 || def.MemoryLimitMiB == 1000 {
+		t.Fatalf("defaults gc_percent %d, memory_limit_mib %d: the test cannot tell them from Go's or its own settings", def.GCPercent, def.MemoryLimitMiB)
+	}
+	mib := func(n int) string { return strconv.FormatFloat(float64(int64(n)<<20), 'g', -1, 64) }
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 1})
+	for _, c := range []struct {
+		name           string
+		env            []string
+		gogc, memlimit string
+	}{
+		{"settings", []string{"LAMBDALOG_CONSUMER_GC_PERCENT=137", "LAMBDALOG_CONSUMER_MEMORY_LIMIT_MIB=1000"}, "137", mib(1000)},
+		{"defaults", nil, strconv.Itoa(def.GCPercent), mib(def.MemoryLimitMiB)},
+		{"environment wins", []string{"LAMBDALOG_CONSUMER_GC_PERCENT=137", "GOGC=90", "LAMBDALOG_CONSUMER_MEMORY_LIMIT_MIB=1000", "GOMEMLIMIT=900MiB"}, "90", mib(900)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := gcMetrics(t, c.env, "consume", "--brokers", b.Addr(), "--dataset", "file://"+t.TempDir())
+			if m["go_gc_gogc_percent"] != c.gogc || m["go_gc_gomemlimit_bytes"] != c.memlimit {
+				t.Errorf("GC metrics %v, want gogc %s, memory limit %s", m, c.gogc, c.memlimit)
+			}
+		})
+	}
+}
+
+// gcMetrics starts lambdalog with args and --http on a free port, env
+// added (GOGC and GOMEMLIMIT unset unless env sets them), and returns
+// go_gc_gogc_percent and go_gc_gomemlimit_bytes from its /metrics.
+func gcMetrics(t *testing.T, env []string, args ...string) map[string]string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,8 +89,7 @@ func realtimeGCMetrics(t *testing.T, broker string, env []string) map[string]str
 	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	cmd := lambdalog(ctx, t, "realtime", "--brokers", broker, "--http", addr, "--set", "realtime.minutes=false",
-		"--set", "realtime.transactional_id=gc-test-"+t.Name())
+	cmd := lambdalog(ctx, t, append(args, "--http", addr)...)
 	cmd.Env = append(withoutEnv(withoutEnv(cmd.Env, "GOGC"), "GOMEMLIMIT"), env...)
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
@@ -72,7 +100,7 @@ func realtimeGCMetrics(t *testing.T, broker string, env []string) map[string]str
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		if t.Failed() {
-			t.Logf("realtime stderr:\n%s", stderr.String())
+			t.Logf("%s stderr:\n%s", args[0], stderr.String())
 		}
 	}()
 	re := regexp.MustCompile(`(?m)^(go_gc_gogc_percent|go_gc_gomemlimit_bytes) (\S+)$`)
