@@ -142,6 +142,13 @@ func BenchmarkNightly(b *testing.B) {
 		}
 		b.Fatal("merges still running after 2 minutes")
 	}
+	// LAMBDALOG_BENCH_LOAD_WORKERS compares numbers of concurrent INSERTs.
+	loadWorkers := runtime.GOMAXPROCS(0)
+	if s := os.Getenv("LAMBDALOG_BENCH_LOAD_WORKERS"); s != "" {
+		if loadWorkers, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.Run("clickhouse/load-events", func(b *testing.B) {
 		var rows int64
 		settled(b)
@@ -153,7 +160,7 @@ func BenchmarkNightly(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			rows = 0
 			for _, ds := range reports.ReportDatasets() {
-				st, err := l.LoadEvents(ctx, fsys, ds, files[ds], day, end, runtime.GOMAXPROCS(0))
+				st, err := l.LoadEvents(ctx, fsys, ds, files[ds], day, end, loadWorkers)
 				if err != nil {
 					b.Fatal(err)
 				}
