@@ -163,6 +163,13 @@ func FromMetric(m *metrics.Metric) Query {
 type Options struct {
 	// Workers is the scan parallelism (GOMAXPROCS when 0).
 	Workers int
+	// MemoryBudget bounds the aggregation state in bytes: past it the
+	// state is spilled to SpillDir and merged bucket by bucket at the end
+	// (spill.go). 0: unbounded, everything stays in memory.
+	MemoryBudget int64
+	// SpillDir is where spill files go (os.TempDir when empty). Each Run
+	// removes its files on return, whether it succeeded or not.
+	SpillDir string
 }
 
 // Stats describe a Run.
@@ -170,6 +177,10 @@ type Stats struct {
 	Scan source.Stats
 	// RowsRead counts rows inside the interval.
 	RowsRead int64
+	// SpillFiles and SpillBytes count the state written to disk (zero
+	// under the memory budget).
+	SpillFiles int
+	SpillBytes int64
 }
 
 // Run evaluates queries over one dataset's files for the interval
@@ -220,8 +231,31 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	for w := range ex.workers {
 		ex.workers[w] = ex.newWorker()
 	}
-	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: cols, Dict: dict, From: from, To: to, Workers: workers, SkipTimestamp: skipTS},
-		func(w int, c *source.Chunk) error { return ex.workers[w].chunk(c) })
+	chunk := func(w int, c *source.Chunk) error { return ex.workers[w].chunk(c) }
+	var sp *spiller
+	var batchRows int64 // Scan's default
+	if o.MemoryBudget > 0 {
+		sp = newSpiller(o.SpillDir, len(queries))
+		defer sp.close()
+		// Each worker's state and, at the in-memory merge, the merged
+		// copy of it must fit: a worker gets half the budget's share.
+		limit := o.MemoryBudget / int64(2*workers)
+		// The state is checked between chunks, so a chunk may add at most
+		// a fraction of the limit: a row adds up to a few hundred bytes
+		// (a new group in each query and its distinct values).
+		batchRows = min(max(limit/bytesPerRowWorst, 1024), 1<<20)
+		chunk = func(w int, c *source.Chunk) error {
+			ws := ex.workers[w]
+			if err := ws.chunk(c); err != nil {
+				return err
+			}
+			if ws.size() > limit {
+				return ws.spill(sp)
+			}
+			return nil
+		}
+	}
+	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: cols, Dict: dict, From: from, To: to, Workers: workers, SkipTimestamp: skipTS, BatchRows: batchRows}, chunk)
 	if err != nil {
 		return nil, Stats{Scan: st}, err
 	}
@@ -230,7 +264,18 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	for _, w := range ex.workers {
 		stats.RowsRead += w.rowsRead
 	}
-	return ex.merge(from), stats, nil
+	if sp == nil || !sp.spilled() {
+		return ex.merge(from), stats, nil
+	}
+	res, err := ex.mergeSpilled(ctx, sp)
+	stats.SpillFiles, stats.SpillBytes = len(sp.files), sp.bytes.Load()
+	if err != nil {
+		return nil, stats, err
+	}
+	if err := sp.close(); err != nil {
+		return nil, stats, err
+	}
+	return res, stats, nil
 }
 
 // interner maps strings to dense ids shared by all workers. It is hit
@@ -340,11 +385,7 @@ func (c *colView) id(row int) int64 {
 func (ex *executor) newWorker() *workerState {
 	w := &workerState{ex: ex, cols: make([]colView, len(ex.colIdx))}
 	for _, q := range ex.queries {
-		qs := &queryState{groups: map[groupKey]int32{}, groups64: map[uint64]int32{}, distinct: map[distinctKey]struct{}{}}
-		for range q.Measures {
-			qs.distinct64 = append(qs.distinct64, map[uint64]struct{}{})
-		}
-		w.qs = append(w.qs, qs)
+		w.qs = append(w.qs, newQueryState(len(q.Measures)))
 	}
 	return w
 }
@@ -711,7 +752,6 @@ func (ex *executor) merge(from time.Time) []Result {
 }
 
 func (ex *executor) mergeQuery(qi int) Result {
-	ds, _ := schemas.Lookup(ex.queries[0].Dataset)
 	q := ex.queries[qi]
 	{
 		nm := len(q.Measures)
@@ -760,25 +800,33 @@ func (ex *executor) mergeQuery(qi int) Result {
 				vals[int(k>>32)*nm+m]++
 			}
 		}
-		isStr := make([]bool, len(q.Keys))
-		for i, k := range q.Keys {
-			f, _ := ds.Field(k)
-			isStr[i] = f.Kind == schemas.KindString
-		}
-		rows := make([]Row, len(keys))
-		for g, gk := range keys {
-			r := Row{Period: time.UnixMicro(gk.period).UTC(), Keys: make([]string, len(q.Keys)), Values: vals[g*nm : (g+1)*nm : (g+1)*nm]}
-			for i := range q.Keys {
-				if isStr[i] {
-					r.Keys[i] = ex.intern.str(gk.k[i])
-				} else {
-					r.Keys[i] = strconv.FormatInt(gk.k[i], 10)
-				}
-			}
-			rows[g] = r
-		}
-		return Result{Query: q, Rows: rows}
+		return Result{Query: q, Rows: ex.rowsOf(qi, keys, vals)}
 	}
+}
+
+// rowsOf turns merged groups into rows (string keys from the interner).
+func (ex *executor) rowsOf(qi int, keys []groupKey, vals []int64) []Row {
+	ds, _ := schemas.Lookup(ex.queries[0].Dataset)
+	q := &ex.queries[qi]
+	nm := len(q.Measures)
+	isStr := make([]bool, len(q.Keys))
+	for i, k := range q.Keys {
+		f, _ := ds.Field(k)
+		isStr[i] = f.Kind == schemas.KindString
+	}
+	rows := make([]Row, len(keys))
+	for g, gk := range keys {
+		r := Row{Period: time.UnixMicro(gk.period).UTC(), Keys: make([]string, len(q.Keys)), Values: vals[g*nm : (g+1)*nm : (g+1)*nm]}
+		for i := range q.Keys {
+			if isStr[i] {
+				r.Keys[i] = ex.intern.str(gk.k[i])
+			} else {
+				r.Keys[i] = strconv.FormatInt(gk.k[i], 10)
+			}
+		}
+		rows[g] = r
+	}
+	return rows
 }
 
 // SortRows orders rows by period, then keys.

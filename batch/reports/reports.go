@@ -172,6 +172,10 @@ type Output struct {
 	RowsRead int64
 	// Bytes counts the Parquet bytes opened.
 	Bytes int64
+	// SpillFiles and SpillBytes count the aggregation state written to
+	// disk because it exceeded Options.MemoryBudget (zero under it).
+	SpillFiles int
+	SpillBytes int64
 }
 
 // Table returns the table named name.
@@ -200,6 +204,8 @@ func Compute(ctx context.Context, src source.Source, fsys storage.FS, from, to t
 		}
 		out.RowsRead += st.RowsRead
 		out.Bytes += st.Scan.Bytes
+		out.SpillFiles += st.SpillFiles
+		out.SpillBytes += st.SpillBytes
 		for _, r := range res {
 			out.Results[r.Query.Name] = r
 		}
