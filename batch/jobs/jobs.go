@@ -47,6 +47,14 @@ type Deps struct {
 	// Compute is where the reports job aggregates: ComputeGo (default) or
 	// ComputeClickHouse (batch.compute).
 	Compute string
+	// AggregationMemory bounds the Go reports' aggregation state in bytes
+	// (batch.aggregation_memory_mib); past it the state spills to
+	// SpillDir (os.TempDir when empty). 0: unbounded.
+	AggregationMemory int64
+	SpillDir          string
+	// Spilled, when set, is told the bytes each reports run spilled (the
+	// batch schedule's metric).
+	Spilled func(bytes int64)
 }
 
 // Compute modes of the reports job.
@@ -136,9 +144,18 @@ func (j *reportsJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.
 		}
 		return scheduler.Result{RowsRead: st.RowsRead, RowsWritten: st.RowsWritten}, nil
 	}
-	out, err := reports.Compute(ctx, j.d.Source, j.d.FS, iv.Start, iv.End, reports.Options{Workers: j.d.Workers})
+	t0 := time.Now()
+	out, err := reports.Compute(ctx, j.d.Source, j.d.FS, iv.Start, iv.End,
+		reports.Options{Workers: j.d.Workers, MemoryBudget: j.d.AggregationMemory, SpillDir: j.d.SpillDir})
 	if err != nil {
 		return scheduler.Result{}, fmt.Errorf("reports: %w", err)
+	}
+	// The spill volume says whether the budget is too small for the day
+	// (a spilled day is slower, not failed).
+	j.d.Logger.Info("reports computed", "interval", iv.String(), "rows_read", out.RowsRead, "duration", time.Since(t0).Round(time.Millisecond).String(),
+		"aggregation_memory_bytes", j.d.AggregationMemory, "spill_files", out.SpillFiles, "spill_bytes", out.SpillBytes)
+	if j.d.Spilled != nil {
+		j.d.Spilled(out.SpillBytes)
 	}
 	n, err := j.d.Loader.ReplaceReports(ctx, iv.Start, iv.End, out.Tables)
 	if err != nil {

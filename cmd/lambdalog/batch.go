@@ -161,6 +161,9 @@ type batchEnv struct {
 	db      *chdb.DB
 	history *chload.History
 	deps    jobs.Deps
+	// spilled counts the reports' spilled aggregation state (exposed by
+	// batch schedule; batch run logs it per run).
+	spilled prometheus.Counter
 }
 
 func (b *batchEnv) close() {
@@ -238,8 +241,19 @@ func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
 	// dataset without one (copied in by hand) is read by its layout.
 	src := &source.Committed{FS: fsys, Location: dsLoc,
 		Fallback: &source.Layout{FS: fsys, Location: dsLoc, Datasets: chload.EventDatasets()}}
-	return &batchEnv{fs: fsys, db: db, history: chload.NewHistory(db),
-		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log, Compute: e.cfg.Batch.Compute}}, nil
+	if d := e.cfg.Batch.SpillDir; d != "" {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			db.Close()
+			fsys.Close()
+			return nil, usagef("batch.spill_dir: %s is not a directory: create it or set batch.spill_dir to one (empty: the system temp directory)", d)
+		}
+	}
+	spilled := prometheus.NewCounter(prometheus.CounterOpts{Name: "lambdalog_batch_spill_bytes_total",
+		Help: "Aggregation state the reports job wrote to disk because it exceeded batch.aggregation_memory_mib."})
+	return &batchEnv{fs: fsys, db: db, history: chload.NewHistory(db), spilled: spilled,
+		deps: jobs.Deps{FS: fsys, Source: src, Loader: loader, Workers: e.cfg.Batch.Workers, Logger: e.log, Compute: e.cfg.Batch.Compute,
+			AggregationMemory: int64(e.cfg.Batch.AggregationMiB) << 20, SpillDir: e.cfg.Batch.SpillDir,
+			Spilled: func(n int64) { spilled.Add(float64(n)) }}}, nil
 }
 
 func (b *batchEnv) executor(e *env, hist scheduler.History, ignoreWatermark bool, policy scheduler.NotReadyPolicy) (*scheduler.Executor, error) {
@@ -327,7 +341,7 @@ func batchSchedule(ctx context.Context, e *env, b *batchEnv, all map[string]sche
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "lambdalog_batch_last_success_interval_end_seconds",
 			Help: "End of the newest data interval a job succeeded for (alert when it falls behind)."}, []string{"job"}),
 	}
-	reg.MustRegister(mh.runs, mh.rows, mh.lastSuccess)
+	reg.MustRegister(mh.runs, mh.rows, mh.lastSuccess, b.spilled)
 	policy := scheduler.NotReadyPolicy(e.cfg.Batch.NotReady)
 	ex, err := b.executor(e, mh, false, policy)
 	if err != nil {

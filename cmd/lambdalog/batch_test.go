@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lambdalog/lambdalog/batch/batchtest"
+	"github.com/lambdalog/lambdalog/batch/reports"
 	"github.com/lambdalog/lambdalog/internal/chdb"
 	"github.com/lambdalog/lambdalog/internal/chtest"
 	"github.com/lambdalog/lambdalog/internal/storage"
@@ -146,5 +147,84 @@ log: {level: warn}
 	run(context.Background(), []string{"batch", "history", "--config", cfg}, strings.NewReader(""), &o, &bytes.Buffer{}, nil)
 	if strings.Count(o.String(), "load-events") != 1 {
 		t.Fatalf("repeated runs:\n%s", o.String())
+	}
+}
+
+// TestBatchRunSpillsWithinBudget runs the reports job of one day twice:
+// with the default budget (in memory) and with batch.aggregation_memory_mib
+// at 1 (spilling). Every report table holds the same rows, the log reports
+// the spill, and the spill directory is empty afterwards.
+func TestBatchRunSpillsWithinBudget(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fsys, err := storage.Open(ctx, "file://"+dir, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	day := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := batchtest.WriteGenerated(ctx, fsys, batchtest.NewGen(5, 2000), 40_000, day, day.Add(24*time.Hour), [4]int{4, 3, 1, 3}, batchtest.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	srv := chtest.Start(t)
+	dsn := srv.DSN("lambdalog_spill")
+	spill := t.TempDir()
+	config := func(budget string) string {
+		p := filepath.Join(t.TempDir(), "lambdalog.yaml")
+		os.WriteFile(p, []byte(fmt.Sprintf("dataset: {url: %q}\nclickhouse: {dsn: %q}\nbatch: {spill_dir: %q%s}\nlog: {level: info}\n", "file://"+dir, dsn, spill, budget)), 0o600)
+		return p
+	}
+	db, err := chdb.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// fingerprint hashes every row of every report table (computed_at
+	// aside).
+	fingerprint := func() map[string]string {
+		out := map[string]string{}
+		for _, tb := range reports.TableSchemas() {
+			cols := []string{"interval_start", "interval_end", "period_start"}
+			for _, c := range append(append([]reports.Column{}, tb.Keys...), tb.Values...) {
+				cols = append(cols, c.Name)
+			}
+			var n, h uint64
+			q := fmt.Sprintf("SELECT count(), sum(cityHash64(%s)) FROM %s", strings.Join(cols, ", "), tb.Name)
+			if err := db.QueryRow(ctx, q).Scan(&n, &h); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			out[tb.Name] = fmt.Sprint(n, " rows, hash ", h)
+		}
+		return out
+	}
+	runReports := func(budget string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code := run(ctx, []string{"batch", "run", "--job", "reports", "--date", "2026-06-01", "--ignore-watermark", "--config", config(budget)}, strings.NewReader(""), &out, &errOut, nil)
+		if code != 0 {
+			t.Fatalf("batch run (budget %q): exit %d\n%s\n%s", budget, code, out.String(), errOut.String())
+		}
+		return errOut.String()
+	}
+	logMem := runReports("")
+	want := fingerprint()
+	if !strings.Contains(logMem, "spill_bytes=0") {
+		t.Errorf("in-memory run's log does not report spill_bytes=0:\n%s", logMem)
+	}
+	logSpill := runReports(", aggregation_memory_mib: 1")
+	got := fingerprint()
+	if strings.Contains(logSpill, "spill_bytes=0") || !strings.Contains(logSpill, "spill_bytes=") {
+		t.Errorf("1 MiB run's log does not report a spill:\n%s", logSpill)
+	}
+	for name, w := range want {
+		if strings.HasPrefix(w, "0 rows") {
+			t.Errorf("%s: no rows; the comparison proves nothing", name)
+		}
+		if got[name] != w {
+			t.Errorf("%s: %s with a 1 MiB budget, %s in memory", name, got[name], w)
+		}
+	}
+	if ents, _ := os.ReadDir(spill); len(ents) != 0 {
+		t.Errorf("spill dir holds %d entries after the run", len(ents))
 	}
 }

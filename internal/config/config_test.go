@@ -244,3 +244,39 @@ func TestHTTPLimitKeysChecked(t *testing.T) {
 		t.Errorf("defaults changed: %+v %+v %+v", d.Realtime, d.Serve, d.Metrics)
 	}
 }
+
+func TestBatchAggregationMemoryChecked(t *testing.T) {
+	for _, c := range []struct {
+		env      []string
+		key, msg string
+	}{
+		{[]string{"LAMBDALOG_BATCH_AGGREGATION_MEMORY_MIB=0"}, "batch.aggregation_memory_mib", "at least 1 MiB"},
+		{[]string{"LAMBDALOG_BATCH_AGGREGATION_MEMORY_MIB=1024"}, "batch.aggregation_memory_mib", "not below batch.memory_limit_mib (768 MiB)"},
+		{[]string{"LAMBDALOG_BATCH_SPILL_DIR=tmp/spill"}, "batch.spill_dir", "not an absolute path"},
+	} {
+		_, err := Loader{Env: c.env}.Load()
+		var found bool
+		for _, p := range Problems(err) {
+			if p.Key != c.key {
+				continue
+			}
+			found = true
+			if !strings.Contains(p.Message, c.msg) {
+				t.Errorf("%v: %s: message %q, want %q", c.env, c.key, p.Message, c.msg)
+			}
+			if !strings.Contains(p.Fix, "set "+c.key) {
+				t.Errorf("%v: %s: fix %q does not name the key", c.env, c.key, p.Fix)
+			}
+		}
+		if !found {
+			t.Errorf("%v: no problem for %s (all: %v)", c.env, c.key, Problems(err))
+		}
+	}
+	// Without a memory limit any positive budget is fine; the defaults are.
+	if _, err := (Loader{Env: []string{"LAMBDALOG_BATCH_MEMORY_LIMIT_MIB=0", "LAMBDALOG_BATCH_AGGREGATION_MEMORY_MIB=4096", "LAMBDALOG_BATCH_SPILL_DIR=/var/tmp"}}).Load(); err != nil {
+		t.Errorf("valid batch memory keys refused: %v", err)
+	}
+	if d := Default(); d.Batch.AggregationMiB != 384 || d.Batch.SpillDir != "" {
+		t.Errorf("defaults changed: %+v", d.Batch)
+	}
+}

@@ -225,6 +225,16 @@ func (c *Config) Validate() []Problem {
 	}
 	positive(&ps, "batch.lease_ttl", int64(c.Batch.LeaseTTL))
 	nonNegative(&ps, "batch.memory_limit_mib", int64(c.Batch.MemoryLimitMiB))
+	switch b := c.Batch; {
+	case b.AggregationMiB < 1:
+		add("batch.aggregation_memory_mib", fmt.Sprintf("%d: must be at least 1 MiB (the reports always keep their aggregation within a budget)", b.AggregationMiB))
+	case b.MemoryLimitMiB > 0 && b.AggregationMiB >= b.MemoryLimitMiB:
+		add("batch.aggregation_memory_mib", fmt.Sprintf("%d MiB is not below batch.memory_limit_mib (%d MiB): lower it, or raise batch.memory_limit_mib above it plus the scan and the report rows (docs/batch.md, Memory)",
+			b.AggregationMiB, b.MemoryLimitMiB))
+	}
+	if d := c.Batch.SpillDir; d != "" && !filepath.IsAbs(d) {
+		add("batch.spill_dir", fmt.Sprintf("%q is not an absolute path", d))
+	}
 	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
 		add("clickhouse.replicated", "needs clickhouse.cluster")
 	}
