@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 )
@@ -493,13 +492,4 @@ func (m *merged) finish() ([]groupKey, []int64) {
 		}
 	}
 	return m.keys, m.vals
-}
-
-// spillDirs lists the spill directories under parent (for tests and for
-// operators checking what a killed process left behind).
-func spillDirs(parent string) ([]string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	return filepath.Glob(filepath.Join(parent, "lambdalog-spill-*"))
 }

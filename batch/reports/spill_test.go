@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"sort"
@@ -280,4 +281,12 @@ func TestSpillPeakHeap(t *testing.T) {
 	if unbounded <= bound+8<<20 {
 		t.Errorf("unbounded peak live heap %d MiB is not well over the bound %d MiB: the test proves nothing", unbounded>>20, bound>>20)
 	}
+}
+
+// spillDirs lists the spill directories under parent.
+func spillDirs(parent string) ([]string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	return filepath.Glob(filepath.Join(parent, "lambdalog-spill-*"))
 }
