@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,6 +104,12 @@ func TestBatchCommands(t *testing.T) {
 // complete), records the run, and serves metrics until cancelled.
 func TestBatchSchedule(t *testing.T) {
 	dataset, dsn := batchFixture(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
 	cfg := filepath.Join(t.TempDir(), "lambdalog.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`dataset: {url: %q}
 clickhouse: {dsn: %q}
@@ -109,9 +118,9 @@ batch:
   catch_up_horizon: 1h
   allowed_lateness: 0s
   not_ready: report
-  http: 127.0.0.1:0
+  http: %s
 log: {level: warn}
-`, dataset, dsn)), 0o600)
+`, dataset, dsn, httpAddr)), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errOut bytes.Buffer
@@ -130,6 +139,19 @@ log: {level: warn}
 		}
 	}
 	time.Sleep(2 * time.Second) // let a few one-second fires pass
+	// The run and spill metrics are exposed (the spill counter stays 0:
+	// only load-events is scheduled here).
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`lambdalog_batch_runs_total{job="load-events",status="succeeded"} 1`, "lambdalog_batch_spill_bytes_total 0"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("schedule exit %d\n%s", code, errOut.String())
