@@ -48,6 +48,7 @@ type block struct {
 
 	keys    []keyCol
 	buckets []*bucket
+	pages   pageCache
 	byIDs   map[[maxKeys]uint32]int32
 	rows    int
 
@@ -84,14 +85,78 @@ type bucket struct {
 
 // colBuf holds one column's values in one bucket.
 type colBuf struct {
-	arena  []byte   // string values, concatenated
-	ends   []uint32 // end of each string value in arena
+	pages  [][]byte // string values, concatenated into pages (see put)
+	strs   []strRef // each row's string value in pages
 	u16    []uint16
 	i32    []int32
 	i64    []int64
 	f64    []float64
 	micros []int64  // a time (a null time is the epoch, as ClickHouse stores it)
 	ids    []uint32 // a low-cardinality string: the id of its value
+}
+
+// strRef locates a string value in its column's pages.
+type strRef struct{ page, off, n uint32 }
+
+// Arena pages grow from minPage to maxPage bytes by doubling, so a bucket
+// with few rows holds little memory and a large one few pages; filled
+// pages are reused by the next block (pageCache), so after the first
+// blocks there is neither allocation nor a copy from a growing slice.
+const (
+	minPageShift = 12 // 4 KiB
+	maxPageShift = 18 // 256 KiB
+)
+
+// pageCache keeps emptied arena pages by size class.
+type pageCache [maxPageShift - minPageShift + 1][][]byte
+
+// put appends s to cb's pages and records where.
+func (pc *pageCache) put(cb *colBuf, s string) {
+	if len(s) == 0 {
+		cb.strs = append(cb.strs, strRef{})
+		return
+	}
+	last := len(cb.pages) - 1
+	if last < 0 || len(cb.pages[last])+len(s) > cap(cb.pages[last]) {
+		cb.pages = append(cb.pages, pc.get(len(cb.pages), len(s)))
+		last++
+	}
+	p := cb.pages[last]
+	cb.strs = append(cb.strs, strRef{page: uint32(last), off: uint32(len(p)), n: uint32(len(s))})
+	cb.pages[last] = append(p, s...)
+}
+
+// get returns an empty page for a column's k-th page, large enough for n
+// bytes.
+func (pc *pageCache) get(k, n int) []byte {
+	shift := min(minPageShift+k, maxPageShift)
+	for shift < maxPageShift && 1<<shift < n {
+		shift++
+	}
+	if 1<<shift < n {
+		return make([]byte, 0, n) // an oversized value: its own page, not kept
+	}
+	c := &pc[shift-minPageShift]
+	if l := len(*c); l > 0 {
+		p := (*c)[l-1]
+		*c = (*c)[:l-1]
+		return p
+	}
+	return make([]byte, 0, 1<<shift)
+}
+
+// release returns cb's pages to the cache.
+func (pc *pageCache) release(cb *colBuf) {
+	for _, p := range cb.pages {
+		for shift := minPageShift; shift <= maxPageShift; shift++ {
+			if cap(p) == 1<<shift {
+				pc[shift-minPageShift] = append(pc[shift-minPageShift], p[:0])
+				break
+			}
+		}
+	}
+	clear(cb.pages)
+	cb.pages = cb.pages[:0]
 }
 
 // keyCol numbers one key column's distinct values.
@@ -205,7 +270,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 			case nil:
 				for i := 0; i < n; i++ {
 					cb := &b.buckets[b.rowBkt[i]].cols[fi]
-					cb.ends = append(cb.ends, uint32(len(cb.arena)))
+					cb.strs = append(cb.strs, strRef{})
 				}
 			case *array.Dictionary:
 				d, ok := a.Dictionary().(*array.String)
@@ -213,23 +278,20 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					return fmt.Errorf("column %s: dictionary of %s", f.Name, a.Dictionary().DataType())
 				}
 				for i := 0; i < n; i++ {
-					cb := &b.buckets[b.rowBkt[i]].cols[fi]
+					var v string
 					if r := row(i); !a.IsNull(r) {
-						cb.arena = append(cb.arena, d.Value(a.GetValueIndex(r))...)
+						v = d.Value(a.GetValueIndex(r))
 					}
-					cb.ends = append(cb.ends, uint32(len(cb.arena)))
+					b.pages.put(&b.buckets[b.rowBkt[i]].cols[fi], v)
 				}
 			case *array.String:
 				for i := 0; i < n; i++ {
-					cb := &b.buckets[b.rowBkt[i]].cols[fi]
-					cb.arena = append(cb.arena, a.Value(row(i))...)
-					cb.ends = append(cb.ends, uint32(len(cb.arena)))
+					b.pages.put(&b.buckets[b.rowBkt[i]].cols[fi], a.Value(row(i)))
 				}
 			case *array.Binary:
 				for i := 0; i < n; i++ {
-					cb := &b.buckets[b.rowBkt[i]].cols[fi]
-					cb.arena = append(cb.arena, a.Value(row(i))...)
-					cb.ends = append(cb.ends, uint32(len(cb.arena)))
+					v := a.Value(row(i))
+					b.pages.put(&b.buckets[b.rowBkt[i]].cols[fi], unsafe.String(unsafe.SliceData(v), len(v)))
 				}
 			default:
 				return fmt.Errorf("column %s: unexpected %s", f.Name, arr.DataType())
@@ -483,11 +545,12 @@ func (b *block) appendRows(batch driver.Batch, seq []rowRef) error {
 			} else {
 				for _, ref := range seq {
 					cb := &b.buckets[ref.bucket].cols[fi]
-					var start uint32
-					if ref.row > 0 {
-						start = cb.ends[ref.row-1]
+					v := cb.strs[ref.row]
+					if v.n == 0 {
+						b.strs = append(b.strs, "")
+					} else {
+						b.strs = append(b.strs, unsafe.String(&cb.pages[v.page][v.off], int(v.n)))
 					}
-					b.strs = append(b.strs, arenaString(cb.arena, start, cb.ends[ref.row]))
 				}
 			}
 			err = batch.Column(col).Append(b.strs)
@@ -540,13 +603,6 @@ func (b *block) appendRows(batch driver.Batch, seq []rowRef) error {
 	return nil
 }
 
-func arenaString(arena []byte, start, end uint32) string {
-	if start == end {
-		return ""
-	}
-	return unsafe.String(&arena[start], int(end-start))
-}
-
 // maxBuckets bounds the buckets kept from one block to the next: a key
 // with more combinations than that is not low-cardinality, and keeping
 // every bucket's buffers would hold memory for rows long sent.
@@ -575,7 +631,8 @@ func (b *block) reset() {
 		bk.rows = 0
 		for i := range bk.cols {
 			cb := &bk.cols[i]
-			cb.arena, cb.ends = cb.arena[:0], cb.ends[:0]
+			b.pages.release(cb)
+			cb.strs = cb.strs[:0]
 			cb.u16, cb.i32, cb.i64, cb.f64, cb.micros, cb.ids = cb.u16[:0], cb.i32[:0], cb.i64[:0], cb.f64[:0], cb.micros[:0], cb.ids[:0]
 		}
 	}
