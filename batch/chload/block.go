@@ -95,6 +95,16 @@ type colBuf struct {
 	ids    []uint32 // a low-cardinality string: the id of its value
 }
 
+// push appends v to s, doubling the capacity when s is full. A bucket's
+// columns grow to hundreds of thousands of rows, where append grows by a
+// quarter at a time and so copies every value several times over.
+func push[T any](s []T, v T) []T {
+	if len(s) == cap(s) {
+		s = slices.Grow(s, max(len(s), 256))
+	}
+	return append(s, v)
+}
+
 // strRef locates a string value in its column's pages.
 type strRef struct{ page, off, n uint32 }
 
@@ -113,7 +123,7 @@ type pageCache [maxPageShift - minPageShift + 1][][]byte
 // put appends s to cb's pages and records where.
 func (pc *pageCache) put(cb *colBuf, s string) {
 	if len(s) == 0 {
-		cb.strs = append(cb.strs, strRef{})
+		cb.strs = push(cb.strs, strRef{})
 		return
 	}
 	last := len(cb.pages) - 1
@@ -122,7 +132,7 @@ func (pc *pageCache) put(cb *colBuf, s string) {
 		last++
 	}
 	p := cb.pages[last]
-	cb.strs = append(cb.strs, strRef{page: uint32(last), off: uint32(len(p)), n: uint32(len(s))})
+	cb.strs = push(cb.strs, strRef{page: uint32(last), off: uint32(len(p)), n: uint32(len(s))})
 	cb.pages[last] = append(p, s...)
 }
 
@@ -260,7 +270,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 			}
 			for i, id := range b.ids {
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.ids = append(cb.ids, id)
+				cb.ids = push(cb.ids, id)
 			}
 			continue
 		}
@@ -270,7 +280,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 			case nil:
 				for i := 0; i < n; i++ {
 					cb := &b.buckets[b.rowBkt[i]].cols[fi]
-					cb.strs = append(cb.strs, strRef{})
+					cb.strs = push(cb.strs, strRef{})
 				}
 			case *array.Dictionary:
 				d, ok := a.Dictionary().(*array.String)
@@ -304,7 +314,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					v = a.Value(row(i))
 				}
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.u16 = append(cb.u16, v)
+				cb.u16 = push(cb.u16, v)
 			}
 		case schemas.KindInt32:
 			a, _ := arr.(*array.Int32)
@@ -314,7 +324,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					v = a.Value(row(i))
 				}
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.i32 = append(cb.i32, v)
+				cb.i32 = push(cb.i32, v)
 			}
 		case schemas.KindInt64:
 			a, _ := arr.(*array.Int64)
@@ -324,7 +334,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					v = a.Value(row(i))
 				}
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.i64 = append(cb.i64, v)
+				cb.i64 = push(cb.i64, v)
 			}
 		case schemas.KindFloat64:
 			a, _ := arr.(*array.Float64)
@@ -334,7 +344,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					v = a.Value(row(i))
 				}
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.f64 = append(cb.f64, v)
+				cb.f64 = push(cb.f64, v)
 			}
 		case schemas.KindTime:
 			a, _ := arr.(*array.Timestamp)
@@ -350,7 +360,7 @@ func (b *block) addRows(c *source.Chunk, rows []int) error {
 					}
 				}
 				cb := &b.buckets[b.rowBkt[i]].cols[fi]
-				cb.micros = append(cb.micros, us)
+				cb.micros = push(cb.micros, us)
 			}
 		default:
 			return fmt.Errorf("column %s: kind %s", f.Name, f.Kind)

@@ -38,7 +38,7 @@ type Loader struct {
 	// 300 bytes per row and worker on generated traffic.
 	FlushRows int
 	// SendRows is the size of the network blocks those rows are sent in
-	// (default 65,536): small enough for the client's column buffers to
+	// (default 32,768): small enough for the client's column buffers to
 	// stay in cache.
 	SendRows int
 	// blocks keeps the insert workers' buffers from one load to the next,
@@ -67,7 +67,7 @@ func New(db *chdb.DB, logger *slog.Logger) *Loader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Loader{db: db, log: logger, now: time.Now, FlushRows: 1 << 18, SendRows: 1 << 16}
+	return &Loader{db: db, log: logger, now: time.Now, FlushRows: 1 << 18, SendRows: 1 << 15}
 }
 
 // DB is the loader's database.
@@ -355,7 +355,7 @@ func (l *Loader) loadFiles(ctx context.Context, fsys storage.FS, ds *schemas.Dat
 		flushRows = 1 << 18
 	}
 	if sendRows <= 0 {
-		sendRows = 1 << 16
+		sendRows = 1 << 15
 	}
 	type wstate struct {
 		b       driver.Batch
