@@ -438,3 +438,99 @@ func TestLoadEventsSortedExactly(t *testing.T) {
 		t.Fatalf("%d rows read back, %d missing", seen, len(want))
 	}
 }
+
+// TestLoadEventsQuarantineAndSyslog loads the two datasets no report reads:
+// quarantined lines must arrive byte for byte (not valid UTF-8, empty,
+// longer than an arena page), sorted by their format and reason, and
+// syslog lines with their program, the first column of their key.
+func TestLoadEventsQuarantineAndSyslog(t *testing.T) {
+	db := openDB(t)
+	l := New(db, nil)
+	l.FlushRows, l.SendRows = 300, 100
+	ctx := context.Background()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := storage.Open(ctx, "file://"+t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	var recs []schemas.Record
+	raw := map[int64][]byte{}
+	prog := map[int64]string{}
+	long := make([]byte, 300_000) // beyond the largest arena page
+	for i := range long {
+		long[i] = byte(i)
+	}
+	for i := 0; i < 1500; i++ {
+		c := schemas.Common{Timestamp: day.Add(time.Duration(i*7919%86400) * time.Second), Host: fmt.Sprintf("h%d", i%5),
+			KafkaTopic: "x", KafkaPartition: int32(i % 3), KafkaOffset: int64(i)}
+		if i%2 == 0 {
+			b := []byte(fmt.Sprintf("\xff\xfe line %d \x00", i))
+			switch i {
+			case 0:
+				b = nil
+			case 2:
+				b = long
+			}
+			raw[c.KafkaOffset] = b
+			recs = append(recs, &schemas.Quarantine{Base: c, Raw: b, SourceFormat: []string{"syslog", "json", "cef"}[i%3], Reason: []string{"not_syslog", "bad_json"}[i/2%2]})
+		} else {
+			prog[c.KafkaOffset] = []string{"cron", "systemd", "kernel", ""}[i%4]
+			recs = append(recs, &schemas.Syslog{Base: c, Program: prog[c.KafkaOffset], Message: "m"})
+		}
+	}
+	if _, err := batchtest.WriteLayout(ctx, fsys, recs, batchtest.WriteOptions{RowGroupRows: 200}); err != nil {
+		t.Fatal(err)
+	}
+	src := &source.Layout{FS: fsys, Datasets: []string{schemas.DatasetQuarantine, schemas.DatasetSyslog}}
+	for _, ds := range src.Datasets {
+		files, err := src.Files(ctx, ds, day, day.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.LoadEvents(ctx, fsys, ds, files, day, day.Add(24*time.Hour), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Query(ctx, "SELECT kafka_offset, raw FROM "+chdb.QuoteIdent(EventTable(schemas.DatasetQuarantine)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var off int64
+		var got string
+		if err := rows.Scan(&off, &got); err != nil {
+			t.Fatal(err)
+		}
+		want, ok := raw[off]
+		if !ok || got != string(want) {
+			t.Fatalf("quarantined line %d loaded as %d bytes %.40q, want %d bytes %.40q (known: %v)", off, len(got), got, len(want), want, ok)
+		}
+		delete(raw, off)
+	}
+	rows.Close()
+	if len(raw) != 0 {
+		t.Fatalf("%d quarantined lines missing", len(raw))
+	}
+	rows, err = db.Query(ctx, "SELECT kafka_offset, process_name FROM "+chdb.QuoteIdent(EventTable(schemas.DatasetSyslog)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var off int64
+		var got string
+		if err := rows.Scan(&off, &got); err != nil {
+			t.Fatal(err)
+		}
+		if want, ok := prog[off]; !ok || got != want {
+			t.Fatalf("syslog line %d loaded with program %q, want %q (known: %v)", off, got, want, ok)
+		}
+		delete(prog, off)
+	}
+	rows.Close()
+	if len(prog) != 0 {
+		t.Fatalf("%d syslog lines missing", len(prog))
+	}
+}
