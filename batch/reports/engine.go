@@ -189,13 +189,103 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	if len(queries) == 0 {
 		return nil, Stats{}, nil
 	}
+	ex, sp, stats, err := scan(ctx, fsys, files, from, to, queries, o)
+	if sp != nil {
+		defer sp.close()
+	}
+	if err != nil {
+		return nil, stats, err
+	}
+	if sp == nil || !sp.spilled() {
+		return ex.merge(from), stats, nil
+	}
+	per := make([][][]Row, spillBuckets) // [bucket][query]rows
+	err = ex.mergeSpilled(ctx, sp, func(b int, rows [][]Row) error {
+		per[b] = rows
+		return nil
+	})
+	stats.SpillFiles, stats.SpillBytes = len(sp.files), sp.bytes.Load()
+	if err != nil {
+		return nil, stats, err
+	}
+	if err := sp.close(); err != nil {
+		return nil, stats, err
+	}
+	out := make([]Result, len(queries))
+	for qi := range out {
+		n := 0
+		for b := range per {
+			n += len(per[b][qi])
+		}
+		rows := make([]Row, 0, n)
+		for b := range per {
+			rows = append(rows, per[b][qi]...)
+			per[b][qi] = nil
+		}
+		out[qi] = Result{Query: ex.queries[qi], Rows: rows}
+	}
+	return out, stats, nil
+}
+
+// Emit receives finished rows of query qi (an index into Run's queries).
+// The rows are complete (no later call adds to their groups); their
+// slices are the caller's to keep. Calls are serialized.
+type Emit func(ctx context.Context, qi int, rows []Row) error
+
+// emitRows is how many rows the in-memory path builds per Emit call.
+const emitRows = 8192
+
+// RunTo is Run handing the rows to emit as they are finished instead of
+// returning them: one query at a time, emitRows rows per call, in memory;
+// one spill bucket at a time when the state spilled. Unless emit keeps
+// them, the rows live only during the call, so a run's live heap is its
+// aggregation state plus one call's rows.
+func RunTo(ctx context.Context, fsys storage.FS, files []source.File, from, to time.Time, queries []Query, o Options, emit Emit) (Stats, error) {
+	if len(queries) == 0 {
+		return Stats{}, nil
+	}
+	ex, sp, stats, err := scan(ctx, fsys, files, from, to, queries, o)
+	if sp != nil {
+		defer sp.close()
+	}
+	if err != nil {
+		return stats, err
+	}
+	if sp == nil || !sp.spilled() {
+		return stats, ex.mergeTo(ctx, emit)
+	}
+	err = ex.mergeSpilled(ctx, sp, func(b int, rows [][]Row) error {
+		for qi, r := range rows {
+			if len(r) == 0 {
+				continue
+			}
+			if err := emit(ctx, qi, r); err != nil {
+				return err
+			}
+			rows[qi] = nil
+		}
+		return nil
+	})
+	stats.SpillFiles, stats.SpillBytes = len(sp.files), sp.bytes.Load()
+	if err != nil {
+		return stats, err
+	}
+	if err := sp.close(); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}
+
+// scan validates the queries and aggregates the files; the caller merges.
+// The spiller, when not nil, must be closed by the caller.
+func scan(ctx context.Context, fsys storage.FS, files []source.File, from, to time.Time, queries []Query, o Options) (*executor, *spiller, Stats, error) {
 	ds := queries[0].Dataset
 	for i := range queries {
 		if err := queries[i].Validate(); err != nil {
-			return nil, Stats{}, err
+			return nil, nil, Stats{}, err
 		}
 		if queries[i].Dataset != ds {
-			return nil, Stats{}, fmt.Errorf("reports: queries over %s and %s in one scan", ds, queries[i].Dataset)
+			return nil, nil, Stats{}, fmt.Errorf("reports: queries over %s and %s in one scan", ds, queries[i].Dataset)
 		}
 	}
 	dataset, _ := schemas.Lookup(ds)
@@ -236,7 +326,6 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	var batchRows int64 // Scan's default
 	if o.MemoryBudget > 0 {
 		sp = newSpiller(o.SpillDir, len(queries))
-		defer sp.close()
 		// Each worker's state and, at the in-memory merge, the merged
 		// copy of it must fit: a worker gets half the budget's share.
 		limit := o.MemoryBudget / int64(2*workers)
@@ -256,26 +345,14 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 		}
 	}
 	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: cols, Dict: dict, From: from, To: to, Workers: workers, SkipTimestamp: skipTS, BatchRows: batchRows}, chunk)
+	stats := Stats{Scan: st}
 	if err != nil {
-		return nil, Stats{Scan: st}, err
+		return nil, sp, stats, err
 	}
-	var stats Stats
-	stats.Scan = st
 	for _, w := range ex.workers {
 		stats.RowsRead += w.rowsRead
 	}
-	if sp == nil || !sp.spilled() {
-		return ex.merge(from), stats, nil
-	}
-	res, err := ex.mergeSpilled(ctx, sp)
-	stats.SpillFiles, stats.SpillBytes = len(sp.files), sp.bytes.Load()
-	if err != nil {
-		return nil, stats, err
-	}
-	if err := sp.close(); err != nil {
-		return nil, stats, err
-	}
-	return res, stats, nil
+	return ex, sp, stats, nil
 }
 
 // interner maps strings to dense ids shared by all workers. It is hit
@@ -752,6 +829,51 @@ func (ex *executor) merge(from time.Time) []Result {
 }
 
 func (ex *executor) mergeQuery(qi int) Result {
+	keys, vals := ex.mergeGroups(qi)
+	return Result{Query: ex.queries[qi], Rows: ex.rowsOf(qi, keys, vals)}
+}
+
+// mergeTo merges the workers' partial results like merge, then builds and
+// emits the rows one query and emitRows rows at a time, letting go of
+// each query's merged state once its rows are out.
+func (ex *executor) mergeTo(ctx context.Context, emit Emit) error {
+	type mq struct {
+		keys []groupKey
+		vals []int64
+	}
+	ms := make([]mq, len(ex.queries))
+	sem := make(chan struct{}, defaultWorkers())
+	var wg sync.WaitGroup
+	for qi := range ex.queries {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(qi int) {
+			defer func() { <-sem; wg.Done() }()
+			ms[qi].keys, ms[qi].vals = ex.mergeGroups(qi)
+		}(qi)
+	}
+	wg.Wait()
+	ex.workers = nil // merged: the partial states can go
+	for qi := range ms {
+		nm := len(ex.queries[qi].Measures)
+		keys, vals := ms[qi].keys, ms[qi].vals
+		ms[qi] = mq{}
+		for lo := 0; lo < len(keys); lo += emitRows {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("reports: emit %s: %w", ex.queries[qi].Name, err)
+			}
+			hi := min(lo+emitRows, len(keys))
+			if err := emit(ctx, qi, ex.rowsOf(qi, keys[lo:hi], vals[lo*nm:hi*nm])); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mergeGroups combines the workers' partial states of query qi into one
+// group list and its values (distinct sets counted).
+func (ex *executor) mergeGroups(qi int) ([]groupKey, []int64) {
 	q := ex.queries[qi]
 	{
 		nm := len(q.Measures)
@@ -800,7 +922,7 @@ func (ex *executor) mergeQuery(qi int) Result {
 				vals[int(k>>32)*nm+m]++
 			}
 		}
-		return Result{Query: q, Rows: ex.rowsOf(qi, keys, vals)}
+		return keys, vals
 	}
 }
 

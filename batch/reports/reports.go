@@ -246,46 +246,34 @@ func tableOf(name, doc string, r Result) Table {
 // keeps the first n rows, prefixing a rank key.
 func top(name, doc string, r Result, m, n int) Table {
 	rows := append([]Row(nil), r.Rows...)
-	sort.SliceStable(rows, func(i, j int) bool {
-		if rows[i].Values[m] != rows[j].Values[m] {
-			return rows[i].Values[m] > rows[j].Values[m]
-		}
-		return fmt.Sprint(rows[i].Keys) < fmt.Sprint(rows[j].Keys)
-	})
+	sort.SliceStable(rows, func(i, j int) bool { return rankLess(&rows[i], &rows[j], m) })
 	if len(rows) > n {
 		rows = rows[:n]
 	}
 	t := Table{Name: name, Doc: doc, Keys: append([]Column{{Name: "rank", Type: "UInt16"}}, keyColumns(r.Query)...), Values: valueColumns(r.Query)}
-	for i, row := range rows {
-		t.Rows = append(t.Rows, Row{Period: row.Period, Keys: append([]string{strconv.Itoa(i + 1)}, row.Keys...), Values: row.Values})
-	}
+	t.Rows = rankRows(rows)
 	return t
 }
 
 func (o *Output) build() {
 	R := o.Results
-	add := func(t Table) { o.Tables = append(o.Tables, t) }
-	add(tableOf("report_auth_ip_hour", "auth attempts per source IP and hour", R["auth_ip_hour"]))
-	add(tableOf("report_auth_user_hour", "auth attempts per user and hour", R["auth_user_hour"]))
-	add(tableOf("report_auth_ip_day", "auth attempts per source IP and day, distinct users tried (spraying)", R["auth_ip_day"]))
-	add(tableOf("report_auth_user_day", "auth attempts per user and day, distinct source IPs (distributed brute force)", R["auth_user_day"]))
-	add(top("report_auth_top_sources", "top attacking source IPs by failed logins", R["auth_ip_day"], 0, TopN))
-	add(tableOf("report_firewall_ip_port_hour", "denied and dropped packets per source IP, destination port and hour", R["firewall_ip_port_hour"]))
-	add(tableOf("report_firewall_scan_day", "scan summary: blocked packets and distinct ports per source IP and day", R["firewall_scan_day"]))
-	add(top("report_firewall_top_ports", "top scanned destination ports by blocked packets", R["firewall_port_day"], 0, TopN))
-	add(tableOf("report_ids_alerts_hour", "IDS alerts per signature, category, severity, source IP and hour", R["ids_alerts_hour"]))
-	add(tableOf("report_ids_ip_day", "IDS alerts per source IP and day", R["ids_ip_day"]))
-	add(tableOf("report_web_status_hour", "HTTP requests by status class and bytes served per hour", R["web_status_hour"]))
-	add(tableOf("report_web_client_hour", "HTTP requests, 4xx, 5xx and bytes per client and hour", R["web_client_hour"]))
-	add(top("report_web_top_clients", "top web clients by requests", R["web_client_day"], 0, TopN))
-	add(top("report_web_top_paths", "top requested paths", R["web_path_day"], 0, TopN))
-	add(o.metricsTable())
-	add(o.summary())
+	for _, sp := range tableSpecs() {
+		switch sp.kind {
+		case specPlain:
+			o.Tables = append(o.Tables, tableOf(sp.name, sp.doc, R[sp.query]))
+		case specTop:
+			o.Tables = append(o.Tables, top(sp.name, sp.doc, R[sp.query], sp.measure, TopN))
+		case specMetrics:
+			o.Tables = append(o.Tables, o.metricsTable(sp.name, sp.doc))
+		case specSummary:
+			o.Tables = append(o.Tables, o.summary(sp.name, sp.doc))
+		}
+	}
 }
 
 // metricsTable holds every shared metric's batch values.
-func (o *Output) metricsTable() Table {
-	t := Table{Name: "report_metrics", Doc: "shared metrics (schemas/metrics) computed by the batch layer",
+func (o *Output) metricsTable(name, doc string) Table {
+	t := Table{Name: name, Doc: doc,
 		Keys: []Column{{Name: "metric", Type: "String"}, {Name: "key", Type: "String"}}, Values: []Column{{Name: "value", Type: "Int64"}}}
 	for _, m := range metrics.All() {
 		r, ok := o.Results["metric:"+m.Name]
@@ -317,36 +305,48 @@ func (s *SummaryRow) Score() int64 {
 		s.Web4xx*RiskWeb4xx
 }
 
-// Summary joins the per-source-IP day results of the four datasets and
-// returns every source with a positive risk, riskiest first (ties by IP).
-func (o *Output) Summary() []SummaryRow {
-	by := map[string]*SummaryRow{}
-	get := func(ip string) *SummaryRow {
-		s := by[ip]
-		if s == nil {
-			s = &SummaryRow{SourceIP: ip}
-			by[ip] = s
+// summaryQueries are the per-source-IP day results the summary joins.
+var summaryQueries = []string{"auth_ip_day", "firewall_scan_day", "ids_ip_day", "web_client_day"}
+
+func summaryInput(query string) bool {
+	for _, q := range summaryQueries {
+		if q == query {
+			return true
 		}
-		return s
 	}
-	for _, r := range o.Results["auth_ip_day"].Rows {
-		s := get(r.Keys[0])
-		s.AuthFailures, s.AuthDistinctUsers = r.Values[0], r.Values[3]
+	return false
+}
+
+// summaryAcc joins the summary's inputs by source IP.
+type summaryAcc struct {
+	by map[string]*SummaryRow
+}
+
+func (a *summaryAcc) add(query string, rows []Row) {
+	for _, r := range rows {
+		s := a.by[r.Keys[0]]
+		if s == nil {
+			s = &SummaryRow{SourceIP: r.Keys[0]}
+			a.by[r.Keys[0]] = s
+		}
+		switch query {
+		case "auth_ip_day":
+			s.AuthFailures, s.AuthDistinctUsers = r.Values[0], r.Values[3]
+		case "firewall_scan_day":
+			s.FirewallBlocked, s.FirewallPorts = r.Values[0], r.Values[1]
+		case "ids_ip_day":
+			s.IDSAlerts, s.IDSSev1, s.IDSSev2 = r.Values[0], r.Values[1], r.Values[2]
+		case "web_client_day":
+			s.WebRequests, s.Web4xx, s.Web5xx = r.Values[0], r.Values[1], r.Values[2]
+		}
 	}
-	for _, r := range o.Results["firewall_scan_day"].Rows {
-		s := get(r.Keys[0])
-		s.FirewallBlocked, s.FirewallPorts = r.Values[0], r.Values[1]
-	}
-	for _, r := range o.Results["ids_ip_day"].Rows {
-		s := get(r.Keys[0])
-		s.IDSAlerts, s.IDSSev1, s.IDSSev2 = r.Values[0], r.Values[1], r.Values[2]
-	}
-	for _, r := range o.Results["web_client_day"].Rows {
-		s := get(r.Keys[0])
-		s.WebRequests, s.Web4xx, s.Web5xx = r.Values[0], r.Values[1], r.Values[2]
-	}
+}
+
+// rows returns every source with a positive risk, riskiest first (ties by
+// IP).
+func (a *summaryAcc) rows() []SummaryRow {
 	var out []SummaryRow
-	for _, s := range by {
+	for _, s := range a.by {
 		if s.Risk = s.Score(); s.Risk > 0 && s.SourceIP != "" {
 			out = append(out, *s)
 		}
@@ -360,22 +360,43 @@ func (o *Output) Summary() []SummaryRow {
 	return out
 }
 
-func (o *Output) summary() Table {
-	t := Table{Name: "report_security_summary", Doc: "daily top riskiest source IPs across all datasets",
-		Keys: []Column{{Name: "rank", Type: "UInt16"}, {Name: "source_ip", Type: "String"}},
-		Values: []Column{{Name: "risk", Type: "Int64"}, {Name: "auth_failures", Type: "UInt64"}, {Name: "auth_distinct_users", Type: "UInt64"},
+// Summary joins the per-source-IP day results of the four datasets and
+// returns every source with a positive risk, riskiest first (ties by IP).
+func (o *Output) Summary() []SummaryRow {
+	a := &summaryAcc{by: map[string]*SummaryRow{}}
+	for _, q := range summaryQueries {
+		a.add(q, o.Results[q].Rows)
+	}
+	return a.rows()
+}
+
+// summaryColumns are the security summary's key and value columns.
+func summaryColumns() (keys, values []Column) {
+	return []Column{{Name: "rank", Type: "UInt16"}, {Name: "source_ip", Type: "String"}},
+		[]Column{{Name: "risk", Type: "Int64"}, {Name: "auth_failures", Type: "UInt64"}, {Name: "auth_distinct_users", Type: "UInt64"},
 			{Name: "firewall_blocked", Type: "UInt64"}, {Name: "firewall_distinct_ports", Type: "UInt64"},
 			{Name: "ids_alerts", Type: "UInt64"}, {Name: "ids_severity1", Type: "UInt64"}, {Name: "ids_severity2", Type: "UInt64"},
-			{Name: "web_requests", Type: "UInt64"}, {Name: "web_4xx", Type: "UInt64"}, {Name: "web_5xx", Type: "UInt64"}}}
-	rows := o.Summary()
+			{Name: "web_requests", Type: "UInt64"}, {Name: "web_4xx", Type: "UInt64"}, {Name: "web_5xx", Type: "UInt64"}}
+}
+
+// summaryRows is the summary table's rows: the first TopN sources.
+func summaryRows(period time.Time, rows []SummaryRow) []Row {
 	if len(rows) > TopN {
 		rows = rows[:TopN]
 	}
+	out := make([]Row, len(rows))
 	for i, s := range rows {
-		t.Rows = append(t.Rows, Row{Period: o.Interval[0], Keys: []string{strconv.Itoa(i + 1), s.SourceIP},
+		out[i] = Row{Period: period, Keys: []string{strconv.Itoa(i + 1), s.SourceIP},
 			Values: []int64{s.Risk, s.AuthFailures, s.AuthDistinctUsers, s.FirewallBlocked, s.FirewallPorts,
-				s.IDSAlerts, s.IDSSev1, s.IDSSev2, s.WebRequests, s.Web4xx, s.Web5xx}})
+				s.IDSAlerts, s.IDSSev1, s.IDSSev2, s.WebRequests, s.Web4xx, s.Web5xx}}
 	}
+	return out
+}
+
+func (o *Output) summary(name, doc string) Table {
+	t := Table{Name: name, Doc: doc}
+	t.Keys, t.Values = summaryColumns()
+	t.Rows = summaryRows(o.Interval[0], o.Summary())
 	return t
 }
 

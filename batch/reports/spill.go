@@ -295,19 +295,18 @@ func writeQuery(bw *bufio.Writer, q *Query, qs *queryState, off *[]int64, cw *co
 }
 
 // mergeSpilled spills what the workers still hold and merges the spill
-// files bucket by bucket, parallel across buckets.
-func (ex *executor) mergeSpilled(ctx context.Context, s *spiller) ([]Result, error) {
+// files bucket by bucket, parallel across buckets, handing each bucket's
+// rows (per query) to done, one call at a time.
+func (ex *executor) mergeSpilled(ctx context.Context, s *spiller, done func(b int, rows [][]Row) error) error {
 	for _, w := range ex.workers {
 		if w.size() == 0 {
 			continue
 		}
 		if err := w.spill(s); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	ex.workers = nil // the spill files hold everything now
-	nq := len(ex.queries)
-	per := make([][][]Row, spillBuckets) // [bucket][query]rows
 	par := defaultWorkers()
 	var (
 		next    atomic.Int64
@@ -315,6 +314,7 @@ func (ex *executor) mergeSpilled(ctx context.Context, s *spiller) ([]Result, err
 		errOnce sync.Once
 		first   error
 		failed  atomic.Bool
+		doneMu  sync.Mutex
 	)
 	fail := func(err error) {
 		errOnce.Do(func() { first = err })
@@ -338,28 +338,22 @@ func (ex *executor) mergeSpilled(ctx context.Context, s *spiller) ([]Result, err
 					fail(err)
 					return
 				}
-				per[b] = rows
+				doneMu.Lock()
+				if failed.Load() {
+					doneMu.Unlock()
+					return
+				}
+				err = done(b, rows)
+				doneMu.Unlock()
+				if err != nil {
+					fail(err)
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
-	if first != nil {
-		return nil, first
-	}
-	out := make([]Result, nq)
-	for qi := range out {
-		n := 0
-		for b := range per {
-			n += len(per[b][qi])
-		}
-		rows := make([]Row, 0, n)
-		for b := range per {
-			rows = append(rows, per[b][qi]...)
-			per[b][qi] = nil
-		}
-		out[qi] = Result{Query: ex.queries[qi], Rows: rows}
-	}
-	return out, nil
+	return first
 }
 
 // mergeBucket merges bucket b of every spill file, one query at a time.

@@ -123,6 +123,38 @@ func TestSpillEqualsInMemory(t *testing.T) {
 				}
 			}
 			t.Logf("%d rows compared", rows)
+			// The streaming run hands over the same tables, row for row,
+			// ranks included, in memory and spilled.
+			for _, budget := range []int64{0, 64 << 10} {
+				c := &collectSink{}
+				st, err := ComputeTo(ctx, src, fsys, day, end, Options{Workers: workers, MemoryBudget: budget, SpillDir: dir}, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (st.SpillFiles > 0) != (budget > 0) || st.RowsRead != want.RowsRead {
+					t.Errorf("ComputeTo budget %d: %d spill files, %d rows read (want %d)", budget, st.SpillFiles, st.RowsRead, want.RowsRead)
+				}
+				s := c.output()
+				if st.RowsOut != int64(c.rows) {
+					t.Errorf("ComputeTo budget %d: RowsOut %d, sink got %d", budget, st.RowsOut, c.rows)
+				}
+				if c.most > emitRows || (budget > 0 && c.calls < 4*len(s.Tables)) {
+					t.Errorf("ComputeTo budget %d: %d sink calls for %d tables, the largest %d rows; the rows did not stream", budget, c.calls, len(s.Tables), c.most)
+				}
+				sl := tableLines(s)
+				for name, wl := range w {
+					if fmt.Sprint(sl[name]) != fmt.Sprint(wl) {
+						t.Errorf("ComputeTo budget %d: table %s differs (%d rows, want %d)", budget, name, len(sl[name]), len(wl))
+					}
+				}
+				for _, name := range []string{"report_auth_top_sources", "report_firewall_top_ports", "report_web_top_clients", "report_web_top_paths", "report_security_summary"} {
+					wt, _ := want.Table(name)
+					st, _ := s.Table(name)
+					if fmt.Sprint(wt.Rows) != fmt.Sprint(st.Rows) {
+						t.Errorf("ComputeTo budget %d: %s: ranking differs", budget, name)
+					}
+				}
+			}
 			if l := leftovers(t, dir); len(l) != 0 {
 				t.Errorf("spill dir holds %v after success", l)
 			}
@@ -289,4 +321,137 @@ func spillDirs(parent string) ([]string, error) {
 		parent = os.TempDir()
 	}
 	return filepath.Glob(filepath.Join(parent, "lambdalog-spill-*"))
+}
+
+// collectSink gathers a streaming run's rows into tables.
+type collectSink struct {
+	tables      map[string]*Table
+	calls, rows int
+	most        int // rows in the largest call
+}
+
+func (c *collectSink) Rows(_ context.Context, t *Table, rows []Row) error {
+	if c.tables == nil {
+		c.tables = map[string]*Table{}
+	}
+	tb := c.tables[t.Name]
+	if tb == nil {
+		tb = &Table{Name: t.Name, Keys: t.Keys, Values: t.Values}
+		c.tables[t.Name] = tb
+	}
+	if len(t.Rows) != 0 {
+		return fmt.Errorf("table %s handed over with rows", t.Name)
+	}
+	tb.Rows = append(tb.Rows, rows...)
+	c.calls++
+	c.rows += len(rows)
+	c.most = max(c.most, len(rows))
+	return nil
+}
+
+// output returns the tables in TableSchemas order, checking the columns.
+func (c *collectSink) output() *Output {
+	o := &Output{}
+	for _, s := range TableSchemas() {
+		tb := c.tables[s.Name]
+		if tb == nil {
+			tb = &s
+		}
+		if fmt.Sprint(tb.Keys, tb.Values) != fmt.Sprint(s.Keys, s.Values) {
+			panic("columns of " + s.Name + " differ from TableSchemas")
+		}
+		o.Tables = append(o.Tables, *tb)
+	}
+	return o
+}
+
+// blockSink keeps the rows it is handed until it holds block of them, then
+// drops them, as chload.ReportWriter does when it inserts a flush block.
+type blockSink struct {
+	block, held int
+	rows        [][]Row
+	total       int64
+}
+
+func (s *blockSink) Rows(_ context.Context, _ *Table, rows []Row) error {
+	s.rows = append(s.rows, rows)
+	s.held += len(rows)
+	s.total += int64(len(rows))
+	if s.held >= s.block {
+		clear(s.rows)
+		s.rows, s.held = s.rows[:0], 0
+	}
+	return nil
+}
+
+// TestStreamPeakHeap: a streaming run (ComputeTo) with a small budget
+// keeps its peak live heap within the scan's buffers, the budget and one
+// flush block of rows, while Compute with the same budget, which returns
+// every row, goes well over that.
+func TestStreamPeakHeap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates 1,000,000 events")
+	}
+	fsys, src, day, end := generatedDay(t, 1_000_000)
+	ctx := context.Background()
+	const budget = 4 << 20
+	opts := func() Options { return Options{Workers: 2, MemoryBudget: budget, SpillDir: t.TempDir()} }
+	// The scan's buffers: a query of one tiny group over each dataset, the
+	// most of 3 runs (the sampling can miss a short peak).
+	var scan uint64
+	for _, ds := range ReportDatasets() {
+		files, err := src.Files(ctx, ds, day, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			p, _ := peakHeap(func() {
+				if _, _, err := Run(ctx, fsys, files, day, end, []Query{{Name: "n", Dataset: ds, Measures: []Measure{{Name: "n", Kind: CountRows}}}}, opts()); err != nil {
+					t.Fatal(err)
+				}
+			})
+			scan = max(scan, p)
+		}
+	}
+	var out *Output
+	returned, retained := peakHeap(func() {
+		var err error
+		if out, err = Compute(ctx, src, fsys, day, end, opts()); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var rows int
+	for _, tb := range out.Tables {
+		rows += len(tb.Rows)
+	}
+	runtime.KeepAlive(out)
+	out = nil
+	const block = 1 << 16
+	var st ComputeStats
+	sink := &blockSink{block: block}
+	streamed, _ := peakHeap(func() {
+		var err error
+		if st, err = ComputeTo(ctx, src, fsys, day, end, opts(), sink); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A flush block of rows at 256 bytes each (about 160 on this
+	// traffic, plus the call that completes the block), 8 MiB for the
+	// spill writers, the merging buckets, the ranked tables' candidates
+	// and sampling noise.
+	bound := scan + budget + block*256 + 8<<20
+	t.Logf("peak live heap: scan alone %d MiB; Compute %d MiB (%d rows, %d MiB retained); ComputeTo %d MiB (%d spill files); bound %d MiB",
+		scan>>20, returned>>20, rows, retained>>20, streamed>>20, st.SpillFiles, bound>>20)
+	if st.SpillFiles == 0 {
+		t.Fatal("4 MiB budget did not spill")
+	}
+	if st.RowsOut != int64(rows) || sink.total != int64(rows) {
+		t.Fatalf("ComputeTo handed over %d rows (sink saw %d), Compute returned %d", st.RowsOut, sink.total, rows)
+	}
+	if streamed > bound {
+		t.Errorf("ComputeTo's peak live heap %d MiB, want at most %d MiB", streamed>>20, bound>>20)
+	}
+	if returned <= bound+8<<20 {
+		t.Errorf("Compute's peak live heap %d MiB is not well over the bound %d MiB: the test proves nothing", returned>>20, bound>>20)
+	}
 }
