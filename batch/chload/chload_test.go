@@ -534,3 +534,96 @@ func TestLoadEventsQuarantineAndSyslog(t *testing.T) {
 		t.Fatalf("%d syslog lines missing", len(prog))
 	}
 }
+
+// TestReportWriterStreams stages a streaming reports run in many small
+// inserts (a flush every 300 rows) and checks that the tables then hold
+// exactly what ReplaceReports of the whole result holds, that nothing is
+// visible before Commit, and that an abandoned run's staged rows neither
+// show nor survive into the next run.
+func TestReportWriterStreams(t *testing.T) {
+	db := openDB(t)
+	l := New(db, nil)
+	ctx := context.Background()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, _, src := fixture(t, 8000)
+	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	end := day.Add(24 * time.Hour)
+	// fingerprint hashes every row of every report table (computed_at
+	// aside).
+	fingerprint := func(suffix string) string {
+		var b strings.Builder
+		for _, tb := range reports.TableSchemas() {
+			cols := []string{"interval_start", "interval_end", "period_start"}
+			for _, c := range append(append([]reports.Column{}, tb.Keys...), tb.Values...) {
+				cols = append(cols, c.Name)
+			}
+			var n, h uint64
+			q := fmt.Sprintf("SELECT count(), sum(cityHash64(%s)) FROM %s", strings.Join(cols, ", "), tb.Name+suffix)
+			if err := db.QueryRow(ctx, q).Scan(&n, &h); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+			fmt.Fprintf(&b, "%s=%d/%d;", tb.Name, n, h)
+		}
+		return b.String()
+	}
+	out, err := reports.Compute(ctx, src, fsys, day, end, reports.Options{Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := l.ReplaceReports(ctx, day, end, out.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := fingerprint("")
+	empty := fingerprint(StagingSuffix)
+
+	stream := func(flushRows int) *ReportWriter {
+		t.Helper()
+		w, err := l.NewReportWriter(ctx, day, end, reports.TableSchemas())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.flushRows = flushRows
+		st, err := reports.ComputeTo(ctx, src, fsys, day, end, reports.Options{Workers: 2}, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.RowsOut != want {
+			t.Fatalf("ComputeTo handed over %d rows, Compute made %d", st.RowsOut, want)
+		}
+		if w.written < st.RowsOut/2 {
+			t.Fatalf("%d of %d rows inserted before Commit; the writer did not stream", w.written, st.RowsOut)
+		}
+		if got := fingerprint(""); got != whole {
+			t.Fatalf("tables changed before Commit:\n got %s\nwant %s", got, whole)
+		}
+		return w
+	}
+	// An abandoned run (the job failed after staging some rows).
+	stream(300)
+	if fingerprint(StagingSuffix) == empty {
+		t.Fatal("the abandoned run staged nothing; the test proves nothing")
+	}
+	if got := fingerprint(""); got != whole {
+		t.Fatalf("tables changed by an abandoned run:\n got %s\nwant %s", got, whole)
+	}
+	w := stream(300)
+	n, err := w.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Errorf("Commit wrote %d rows, want %d", n, want)
+	}
+	if got := fingerprint(""); got != whole {
+		t.Errorf("streamed run:\n got %s\nwant %s", got, whole)
+	}
+	if got := fingerprint(StagingSuffix); got != empty {
+		t.Errorf("staging after Commit:\n got %s\nwant %s", got, empty)
+	}
+	if _, err := w.Commit(ctx); err == nil {
+		t.Error("a second Commit succeeded")
+	}
+}

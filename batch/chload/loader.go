@@ -175,56 +175,175 @@ func (l *Loader) swap(ctx context.Context, table, part string) error {
 // while computing or staging leaves every previous result visible. It
 // returns the rows written.
 func (l *Loader) ReplaceReports(ctx context.Context, start, end time.Time, tables []reports.Table) (int64, error) {
-	part := partitionID(start)
-	computed := l.now().UTC()
-	var written int64
+	w, err := l.NewReportWriter(ctx, start, end, tables)
+	if err != nil {
+		return 0, err
+	}
+	for i := range tables {
+		t := &tables[i]
+		for lo := 0; lo < len(t.Rows); lo += w.flushRows {
+			if err := w.Rows(ctx, t, t.Rows[lo:min(lo+w.flushRows, len(t.Rows))]); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return w.Commit(ctx)
+}
+
+// ReportWriter stages one interval's report rows as they come and swaps
+// them in at Commit: it is the reports.Sink of a streaming reports run
+// (reports.ComputeTo). Rows wait in memory until ReportFlushRows of them
+// are buffered, then the table holding the most goes to its staging
+// partition in one INSERT; so the rows a run holds are bounded by one
+// flush block, whatever the day's size. A writer that is not committed
+// (the run failed) changes nothing visible: the staged rows are dropped
+// by the interval's next run.
+type ReportWriter struct {
+	l          *Loader
+	start, end time.Time
+	part       string
+	computed   time.Time
+	tables     []string
+	known      map[string]bool
+	buf        map[string]*pendingRows
+	buffered   int
+	flushRows  int
+	written    int64
+	failed     error
+}
+
+type pendingRows struct {
+	t    reports.Table // columns; Rows holds the buffered rows
+	cols []string
+}
+
+// ReportFlushRows is how many report rows a ReportWriter buffers before it
+// inserts (about 160 bytes each on generated traffic).
+const ReportFlushRows = 1 << 16
+
+// NewReportWriter empties the staging partitions of tables (their columns;
+// the rows are ignored) for the interval starting at start. Only these
+// tables take rows, and Commit replaces every one of them, those that got
+// none with an empty partition.
+func (l *Loader) NewReportWriter(ctx context.Context, start, end time.Time, tables []reports.Table) (*ReportWriter, error) {
+	w := &ReportWriter{l: l, start: start.UTC(), end: end.UTC(), part: partitionID(start), computed: l.now().UTC(),
+		known: map[string]bool{}, buf: map[string]*pendingRows{}, flushRows: ReportFlushRows}
 	for _, t := range tables {
-		if err := l.dropStaging(ctx, t.Name, part); err != nil {
-			return 0, err
+		if w.known[t.Name] {
+			return nil, fmt.Errorf("chload: report table %s given twice", t.Name)
 		}
-		if len(t.Rows) == 0 {
-			continue
+		w.known[t.Name] = true
+		w.tables = append(w.tables, t.Name)
+		if err := l.dropStaging(ctx, t.Name, w.part); err != nil {
+			return nil, err
 		}
-		cols := reportColumns(t)
-		b, err := l.db.PrepareBatch(ctx, "INSERT INTO "+chdb.QuoteIdent(t.Name+StagingSuffix)+" ("+quoteAll(cols)+")")
-		if err != nil {
-			return 0, fmt.Errorf("chload: prepare %s: %w", t.Name, err)
-		}
-		row := make([]any, 0, len(cols))
-		for _, r := range t.Rows {
-			row = append(row[:0], start.UTC(), end.UTC(), r.Period.UTC())
-			for i, c := range t.Keys {
-				v, err := typed(c.Type, r.Keys[i])
-				if err != nil {
-					b.Abort()
-					return 0, fmt.Errorf("chload: %s.%s: %w", t.Name, c.Name, err)
-				}
-				row = append(row, v)
+	}
+	return w, nil
+}
+
+// Rows buffers rows of table t, inserting the largest table's buffer into
+// its staging partition whenever ReportFlushRows rows are buffered.
+func (w *ReportWriter) Rows(ctx context.Context, t *reports.Table, rows []reports.Row) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	if !w.known[t.Name] {
+		return fmt.Errorf("chload: report table %s is not one of the writer's", t.Name)
+	}
+	p := w.buf[t.Name]
+	if p == nil {
+		p = &pendingRows{t: reports.Table{Name: t.Name, Keys: t.Keys, Values: t.Values}, cols: reportColumns(*t)}
+		w.buf[t.Name] = p
+	}
+	p.t.Rows = append(p.t.Rows, rows...)
+	w.buffered += len(rows)
+	for w.buffered >= w.flushRows {
+		var big *pendingRows
+		for _, q := range w.buf {
+			if big == nil || len(q.t.Rows) > len(big.t.Rows) {
+				big = q
 			}
-			for i, c := range t.Values {
-				if c.Type == "UInt64" {
-					row = append(row, uint64(r.Values[i]))
-				} else {
-					row = append(row, r.Values[i])
-				}
-			}
-			row = append(row, computed)
-			if err := b.Append(row...); err != nil {
+		}
+		if err := w.flush(ctx, big); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flush inserts p's buffered rows into the table's staging partition.
+func (w *ReportWriter) flush(ctx context.Context, p *pendingRows) error {
+	err := w.insert(ctx, p)
+	w.buffered -= len(p.t.Rows)
+	w.written += int64(len(p.t.Rows))
+	clear(p.t.Rows) // let go of the rows' strings and values
+	p.t.Rows = p.t.Rows[:0]
+	if err != nil {
+		w.failed = err
+	}
+	return err
+}
+
+func (w *ReportWriter) insert(ctx context.Context, p *pendingRows) error {
+	t := &p.t
+	if len(t.Rows) == 0 {
+		return nil
+	}
+	b, err := w.l.db.PrepareBatch(ctx, "INSERT INTO "+chdb.QuoteIdent(t.Name+StagingSuffix)+" ("+quoteAll(p.cols)+")")
+	if err != nil {
+		return fmt.Errorf("chload: prepare %s: %w", t.Name, err)
+	}
+	row := make([]any, 0, len(p.cols))
+	for _, r := range t.Rows {
+		row = append(row[:0], w.start, w.end, r.Period.UTC())
+		for i, c := range t.Keys {
+			v, err := typed(c.Type, r.Keys[i])
+			if err != nil {
 				b.Abort()
-				return 0, fmt.Errorf("chload: append %s: %w", t.Name, err)
+				return fmt.Errorf("chload: %s.%s: %w", t.Name, c.Name, err)
+			}
+			row = append(row, v)
+		}
+		for i, c := range t.Values {
+			if c.Type == "UInt64" {
+				row = append(row, uint64(r.Values[i]))
+			} else {
+				row = append(row, r.Values[i])
 			}
 		}
-		if err := b.Send(); err != nil {
-			return 0, fmt.Errorf("chload: insert %s: %w", t.Name, err)
-		}
-		written += int64(len(t.Rows))
-	}
-	for _, t := range tables {
-		if err := l.swap(ctx, t.Name, part); err != nil {
-			return written, err
+		row = append(row, w.computed)
+		if err := b.Append(row...); err != nil {
+			b.Abort()
+			return fmt.Errorf("chload: append %s: %w", t.Name, err)
 		}
 	}
-	return written, nil
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("chload: insert %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// Commit inserts the rows still buffered and, when every table is staged,
+// swaps each table's partition in. It returns the rows written.
+func (w *ReportWriter) Commit(ctx context.Context) (int64, error) {
+	if w.failed != nil {
+		return 0, w.failed
+	}
+	for _, name := range w.tables {
+		if p := w.buf[name]; p != nil {
+			if err := w.flush(ctx, p); err != nil {
+				return 0, err
+			}
+		}
+	}
+	w.buf = nil
+	w.failed = errors.New("chload: report writer already committed")
+	for _, name := range w.tables {
+		if err := w.l.swap(ctx, name, w.part); err != nil {
+			return w.written, err
+		}
+	}
+	return w.written, nil
 }
 
 func typed(chType, s string) (any, error) {
