@@ -24,51 +24,43 @@ import (
 // environment variables over both.
 func TestRealtimeAppliesGCSettings(t *testing.T) {
 	def := config.Default().Realtime
-	if def.GCPercent == 100 || def.GCPercent == 137 || def.MemoryLimitMiB == 0 || def.MemoryLimitMiB == 1000 {
-		t.Fatalf("defaults gc_percent %d, memory_limit_mib %d: the test cannot tell them from Go's or its own settings", def.GCPercent, def.MemoryLimitMiB)
-	}
-	mib := func(n int) string { return strconv.FormatFloat(float64(int64(n)<<20), 'g', -1, 64) }
 	b := kafkatest.Start(t, kafkatest.Options{Partitions: 1})
-	for _, c := range []struct {
-		name           string
-		env            []string
-		gogc, memlimit string
-	}{
-		{"settings", []string{"LAMBDALOG_REALTIME_GC_PERCENT=137", "LAMBDALOG_REALTIME_MEMORY_LIMIT_MIB=1000"}, "137", mib(1000)},
-		{"defaults", nil, strconv.Itoa(def.GCPercent), mib(def.MemoryLimitMiB)},
-		{"environment wins", []string{"LAMBDALOG_REALTIME_GC_PERCENT=137", "GOGC=90", "LAMBDALOG_REALTIME_MEMORY_LIMIT_MIB=1000", "GOMEMLIMIT=900MiB"}, "90", mib(900)},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			m := gcMetrics(t, c.env, "realtime", "--brokers", b.Addr(), "--set", "realtime.minutes=false",
-				"--set", "realtime.transactional_id=gc-test-"+t.Name())
-			if m["go_gc_gogc_percent"] != c.gogc || m["go_gc_gomemlimit_bytes"] != c.memlimit {
-				t.Errorf("GC metrics %v, want gogc %s, memory limit %s", m, c.gogc, c.memlimit)
-			}
-		})
-	}
+	testGCSettings(t, "LAMBDALOG_REALTIME_", def.GCPercent, def.MemoryLimitMiB, func(t *testing.T) []string {
+		return []string{"realtime", "--brokers", b.Addr(), "--set", "realtime.minutes=false",
+			"--set", "realtime.transactional_id=gc-test-" + t.Name()}
+	})
 }
 
-// TestConsumeAppliesGCSettings is TestRealtimeAppliesGCSettings for
-// `lambdalog consume`: consumer.gc_percent and consumer.memory_limit_mib,
-// their defaults, and the environment over both.
+// TestConsumeAppliesGCSettings is the same for `lambdalog consume`:
+// consumer.gc_percent and consumer.memory_limit_mib.
 func TestConsumeAppliesGCSettings(t *testing.T) {
 	def := config.Default().Consumer
-	if def.GCPercent == 100 || def.GCPercent == 137 || def.MemoryLimitMiB == 0 || def.MemoryLimitMiB == 1000 {
-		t.Fatalf("defaults gc_percent %d, memory_limit_mib %d: the test cannot tell them from Go's or its own settings", def.GCPercent, def.MemoryLimitMiB)
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 1})
+	testGCSettings(t, "LAMBDALOG_CONSUMER_", def.GCPercent, def.MemoryLimitMiB, func(t *testing.T) []string {
+		return []string{"consume", "--brokers", b.Addr(), "--dataset", "file://" + t.TempDir()}
+	})
+}
+
+// testGCSettings checks the command args(t) runs with the settings under
+// envPrefix (GC_PERCENT, MEMORY_LIMIT_MIB), with their defaults
+// (defGC, defMiB) when unset, and under GOGC and GOMEMLIMIT when those are.
+func testGCSettings(t *testing.T, envPrefix string, defGC, defMiB int, args func(*testing.T) []string) {
+	if defGC == 100 || defGC == 137 || defMiB == 0 || defMiB == 1000 {
+		t.Fatalf("defaults gc_percent %d, memory_limit_mib %d: the test cannot tell them from Go's or its own settings", defGC, defMiB)
 	}
 	mib := func(n int) string { return strconv.FormatFloat(float64(int64(n)<<20), 'g', -1, 64) }
-	b := kafkatest.Start(t, kafkatest.Options{Partitions: 1})
+	gc, limit := envPrefix+"GC_PERCENT=137", envPrefix+"MEMORY_LIMIT_MIB=1000"
 	for _, c := range []struct {
 		name           string
 		env            []string
 		gogc, memlimit string
 	}{
-		{"settings", []string{"LAMBDALOG_CONSUMER_GC_PERCENT=137", "LAMBDALOG_CONSUMER_MEMORY_LIMIT_MIB=1000"}, "137", mib(1000)},
-		{"defaults", nil, strconv.Itoa(def.GCPercent), mib(def.MemoryLimitMiB)},
-		{"environment wins", []string{"LAMBDALOG_CONSUMER_GC_PERCENT=137", "GOGC=90", "LAMBDALOG_CONSUMER_MEMORY_LIMIT_MIB=1000", "GOMEMLIMIT=900MiB"}, "90", mib(900)},
+		{"settings", []string{gc, limit}, "137", mib(1000)},
+		{"defaults", nil, strconv.Itoa(defGC), mib(defMiB)},
+		{"environment wins", []string{gc, "GOGC=90", limit, "GOMEMLIMIT=900MiB"}, "90", mib(900)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := gcMetrics(t, c.env, "consume", "--brokers", b.Addr(), "--dataset", "file://"+t.TempDir())
+			m := gcMetrics(t, c.env, args(t)...)
 			if m["go_gc_gogc_percent"] != c.gogc || m["go_gc_gomemlimit_bytes"] != c.memlimit {
 				t.Errorf("GC metrics %v, want gogc %s, memory limit %s", m, c.gogc, c.memlimit)
 			}
