@@ -814,6 +814,12 @@ func (qs *queryState) group(gk groupKey, nm int) int32 {
 // serial tail of a run otherwise).
 func (ex *executor) merge(from time.Time) []Result {
 	out := make([]Result, len(ex.queries))
+	ex.eachQuery(func(qi int) { out[qi] = ex.mergeQuery(qi) })
+	return out
+}
+
+// eachQuery calls fn for every query, on up to one goroutine per core.
+func (ex *executor) eachQuery(fn func(qi int)) {
 	sem := make(chan struct{}, defaultWorkers())
 	var wg sync.WaitGroup
 	for qi := range ex.queries {
@@ -821,11 +827,10 @@ func (ex *executor) merge(from time.Time) []Result {
 		sem <- struct{}{}
 		go func(qi int) {
 			defer func() { <-sem; wg.Done() }()
-			out[qi] = ex.mergeQuery(qi)
+			fn(qi)
 		}(qi)
 	}
 	wg.Wait()
-	return out
 }
 
 func (ex *executor) mergeQuery(qi int) Result {
@@ -842,17 +847,7 @@ func (ex *executor) mergeTo(ctx context.Context, emit Emit) error {
 		vals []int64
 	}
 	ms := make([]mq, len(ex.queries))
-	sem := make(chan struct{}, defaultWorkers())
-	var wg sync.WaitGroup
-	for qi := range ex.queries {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(qi int) {
-			defer func() { <-sem; wg.Done() }()
-			ms[qi].keys, ms[qi].vals = ex.mergeGroups(qi)
-		}(qi)
-	}
-	wg.Wait()
+	ex.eachQuery(func(qi int) { ms[qi].keys, ms[qi].vals = ex.mergeGroups(qi) })
 	ex.workers = nil // merged: the partial states can go
 	for qi := range ms {
 		nm := len(ex.queries[qi].Measures)
