@@ -13,6 +13,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -28,9 +30,39 @@ import (
 // statement shapes that break on ClickHouse 18.16 (see Exec).
 type DB struct {
 	driver.Conn
-	database string
-	version  Version
+	database    string
+	version     Version
+	compression clickhouse.CompressionMethod
 }
+
+// DefaultCompression is the block compression of a DSN that does not set
+// compress: none when every host is a loopback address (localhost,
+// 127.0.0.0/8, ::1), LZ4 otherwise. Over loopback there is no bandwidth
+// to save, and LZ4 costs both ends CPU for every block: on the 2-core
+// benchmark machine it made load-events about 12% slower
+// (docs/benchmarks.md, "load-events: sorted inserts"). Between machines
+// LZ4 makes the stream 3-4x smaller for little CPU.
+func DefaultCompression(addrs []string) clickhouse.CompressionMethod {
+	if len(addrs) == 0 {
+		return clickhouse.CompressionLZ4
+	}
+	for _, a := range addrs {
+		host := a
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			host = h
+		}
+		if strings.EqualFold(host, "localhost") {
+			continue
+		}
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsLoopback() {
+			return clickhouse.CompressionLZ4
+		}
+	}
+	return clickhouse.CompressionNone
+}
+
+// Compression is the block compression the connections use.
+func (db *DB) Compression() clickhouse.CompressionMethod { return db.compression }
 
 // Version is a server version.
 type Version struct{ Major, Minor, Patch int }
@@ -104,8 +136,9 @@ func WithMaxOpenConns(n int) Option {
 
 // Open connects to the DSN (clickhouse://user:pass@host:port/db), creating
 // the database when it does not exist, and reads the server version once.
-// It uses the native protocol with LZ4 compression (unless the DSN sets
-// compress), a 10 s dial timeout and a 5 min read timeout; opts override.
+// It uses the native protocol with a 10 s dial timeout and a 5 min read
+// timeout; opts override. Blocks are LZ4-compressed unless the DSN sets
+// compress or every host is a loopback address (see DefaultCompression).
 //
 // The native protocol is the only one that works with 18.16: clickhouse-go's
 // HTTP protocol sends the setting client_protocol_version, which 18.16
@@ -135,7 +168,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 		o.ReadTimeout = 5 * time.Minute
 	}
 	if o.Compression == nil {
-		o.Compression = &clickhouse.Compression{Method: clickhouse.CompressionLZ4}
+		o.Compression = &clickhouse.Compression{Method: DefaultCompression(o.Addr)}
 	}
 	for _, opt := range opts {
 		opt(o)
@@ -169,7 +202,11 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*DB, error) {
 			return nil, fmt.Errorf("chdb: open %s/%s: %w", u.Host, db, err)
 		}
 	}
-	return &DB{Conn: conn, database: db, version: ver}, nil
+	method := clickhouse.CompressionNone
+	if o.Compression != nil {
+		method = o.Compression.Method
+	}
+	return &DB{Conn: conn, database: db, version: ver, compression: method}, nil
 }
 
 // ErrInsertData means Exec was given an INSERT that carries its data in the

@@ -23,16 +23,43 @@ func TestMain(m *testing.M) { os.Exit(chtest.Main(m)) }
 // TestInsertAndReadBack is the platform's ClickHouse acceptance test: a
 // private server starts, a table is created, rows go in through
 // clickhouse-go/v2 batch inserts with named columns and come back exactly,
-// and after Stop no server process is left.
+// and after Stop no server process is left. It runs with each block
+// compression: the default over loopback (none), LZ4 (the default between
+// machines) and ZSTD.
 func TestInsertAndReadBack(t *testing.T) {
 	srv := chtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, err := Open(ctx, srv.DSN("acceptance"))
-	if err != nil {
+	for _, c := range []struct {
+		query string
+		want  clickhouse.CompressionMethod
+	}{
+		{"", clickhouse.CompressionNone},
+		{"?compress=lz4", clickhouse.CompressionLZ4},
+		{"?compress=zstd", clickhouse.CompressionZSTD},
+	} {
+		t.Run("compress="+c.want.String(), func(t *testing.T) {
+			db, err := Open(ctx, srv.DSN("acceptance_"+c.want.String())+c.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Compression(); got != c.want {
+				t.Fatalf("compression %s, want %s", got, c.want)
+			}
+			insertAndReadBack(ctx, t, db)
+		})
+	}
+	pid := srv.Pid()
+	if err := srv.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("clickhouse pid %d still exists after Stop (kill 0: %v)", pid, err)
+	}
+}
+
+func insertAndReadBack(ctx context.Context, t *testing.T, db *DB) {
 	if err := db.Exec(ctx, `CREATE TABLE events (
 		ts DateTime('UTC'), ts_ms UInt16, source_ip String, port Int32, bytes Int64,
 		status UInt8, delta Int8, total UInt64, user Nullable(String), score Nullable(Int32),
@@ -134,14 +161,24 @@ func TestInsertAndReadBack(t *testing.T) {
 	if nullUsers != wantNull || sumPorts != wantSum {
 		t.Errorf("server counts %d NULL users and port sum %d, want %d and %d", nullUsers, sumPorts, wantNull, wantSum)
 	}
+}
 
-	db.Close()
-	pid := srv.Pid()
-	if err := srv.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
-		t.Errorf("clickhouse pid %d still exists after Stop (kill 0: %v)", pid, err)
+func TestDefaultCompression(t *testing.T) {
+	for _, c := range []struct {
+		addrs []string
+		want  clickhouse.CompressionMethod
+	}{
+		{[]string{"127.0.0.1:9000"}, clickhouse.CompressionNone},
+		{[]string{"localhost:9000", "127.0.0.2:9001", "[::1]:9000"}, clickhouse.CompressionNone},
+		{[]string{"LOCALHOST"}, clickhouse.CompressionNone},
+		{[]string{"127.0.0.1:9000", "clickhouse:9000"}, clickhouse.CompressionLZ4},
+		{[]string{"10.0.0.5:9000"}, clickhouse.CompressionLZ4},
+		{[]string{"localhost.example.com:9000"}, clickhouse.CompressionLZ4},
+		{nil, clickhouse.CompressionLZ4},
+	} {
+		if got := DefaultCompression(c.addrs); got != c.want {
+			t.Errorf("DefaultCompression(%q) = %s, want %s", c.addrs, got, c.want)
+		}
 	}
 }
 
