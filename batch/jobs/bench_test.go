@@ -131,7 +131,8 @@ func BenchmarkNightly(b *testing.B) {
 	})
 
 	srv := chtest.Shared(b)
-	// LAMBDALOG_BENCH_DSN_QUERY adds DSN parameters, e.g. compress=none.
+	// LAMBDALOG_BENCH_DSN_QUERY adds DSN parameters, e.g. compress=lz4 (the
+	// default for a remote server; the test server is on loopback).
 	dsn := srv.DSN("lambdalog_bench")
 	if q := os.Getenv("LAMBDALOG_BENCH_DSN_QUERY"); q != "" {
 		dsn += "?" + q
