@@ -142,6 +142,15 @@ func (s *Service) recover(ctx context.Context, cl *kgo.Client) error {
 			s.mu.Unlock()
 			return fmt.Errorf("realtime/service: recover: rules reloaded during the rebuild: %w", err)
 		}
+		// The reload may have dropped repartition topics whose
+		// partitions eng registered (shrinkTopology).
+		for t, ps := range owned {
+			if !s.isInput(t) {
+				for _, p := range ps {
+					s.revokeClocks(eng, t, p)
+				}
+			}
+		}
 	}
 	s.engine = eng
 	s.mu.Unlock()
@@ -581,6 +590,9 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 				continue
 			}
 			r := b.recs[i]
+			if !s.isInput(r.Topic) {
+				continue // a repartition topic a reload dropped meanwhile
+			}
 			src, lane, ok := s.sourceOf(r, s.isInternal(r.Topic), b.orig[i])
 			if !ok {
 				continue

@@ -60,13 +60,14 @@ type repartition struct {
 	key    string
 	prefix string
 	// topo is the set of repartition topics: made at New from the initial
-	// rules, grown (never shrunk) by a reload that brings a rule keyed by
-	// columns no rule had (growTopology). It is replaced, never modified,
-	// so the parse workers read it without a lock.
+	// rules, grown by a reload that brings a rule keyed by columns no rule
+	// had (growTopology) and shrunk by one that leaves a topic without a
+	// rule (shrinkTopology). It is replaced, never modified, so the parse
+	// workers read it without a lock.
 	topo atomic.Pointer[topology]
-	// mu serializes topology growth with the start and the end of Run:
-	// a topic added while Run subscribes is either in its initial
-	// subscription or added to cl's.
+	// mu serializes topology changes with the start and the end of Run:
+	// a topic added (removed) while Run subscribes is either in (out of)
+	// its initial subscription or added to (purged from) cl's.
 	mu sync.Mutex
 	// cl is the running group session's client (nil outside Run) and
 	// parts the partition count of the repartition topics Run creates,
@@ -119,8 +120,27 @@ func (t *topology) with(cols map[string]string) *topology {
 	return n
 }
 
+// without returns a copy of t without the topics of cols (key columns ->
+// topic name).
+func (t *topology) without(cols map[string]string) *topology {
+	n := &topology{topics: maps.Clone(t.topics), internal: maps.Clone(t.internal)}
+	for c, name := range cols {
+		delete(n.topics, c)
+		delete(n.internal, name)
+	}
+	return n
+}
+
 // isInternal says whether topic is a repartition topic.
 func (s *Service) isInternal(topic string) bool { return s.rp.topo.Load().internal[topic] }
+
+// isInput says whether topic is one the service reads: a source topic or
+// a repartition topic. A repartition topic a reload dropped is no input
+// any more, though a poll may still bring records of it.
+func (s *Service) isInput(topic string) bool {
+	_, src := s.sources[topic]
+	return src || s.isInternal(topic)
+}
 
 type clockKey struct {
 	topic  string
@@ -163,6 +183,24 @@ func (s *Service) missingTopics(t *topology, rs *rules.RuleSet) map[string]strin
 		}
 		if _, ok := t.topics[keyCols(r)]; !ok {
 			out[keyCols(r)] = s.rp.prefix + keyCols(r)
+		}
+	}
+	return out
+}
+
+// unusedTopics are the repartition topics of t (key columns -> name) that
+// no rule of rs reads.
+func (s *Service) unusedTopics(t *topology, rs *rules.RuleSet) map[string]string {
+	used := map[string]bool{}
+	for _, r := range rs.Rules {
+		if s.rekeyed(r) {
+			used[keyCols(r)] = true
+		}
+	}
+	out := map[string]string{}
+	for c, name := range t.topics {
+		if !used[c] {
+			out[c] = name
 		}
 	}
 	return out
@@ -214,6 +252,33 @@ func (s *Service) growTopology(ctx context.Context, rs *rules.RuleSet) ([]string
 	}
 	s.rp.topo.Store(t.with(add))
 	return names, nil
+}
+
+// shrinkTopology drops from the topology the repartition topics no rule
+// of rs reads, once the engine runs rs: from then on this instance
+// forwards nothing to them (the routes follow the running rules) and
+// takes a record of theirs for no input (isInput), so neither lane counts
+// it. Their watermark inputs leave the engine at once, rather than
+// holding the watermark back until the rebalance that the caller's purge
+// of the topics from the group's subscription causes. The topics
+// themselves stay on the cluster: instances that have not reloaded may
+// still forward to them. It returns their names. The caller holds s.rp.mu
+// and s.mu.
+func (s *Service) shrinkTopology(rs *rules.RuleSet) []string {
+	t := s.rp.topo.Load()
+	drop := s.unusedTopics(t, rs)
+	if len(drop) == 0 {
+		return nil
+	}
+	owned := s.ownedPartitions() // before the drop, which hides them
+	s.rp.topo.Store(t.without(drop))
+	names := slices.Sorted(maps.Values(drop))
+	for _, n := range names {
+		for _, p := range owned[n] {
+			s.revokeClocks(s.engine, n, p)
+		}
+	}
+	return names
 }
 
 // prepareRepartition reads the source topics' partition counts and makes
@@ -470,9 +535,27 @@ func (s *Service) clockName(topic string, part int32, origin string) string {
 	if n, ok := s.rp.clocks[k]; ok {
 		return n
 	}
-	n := topic + "/" + strconv.Itoa(int(part)) + "<-" + origin
+	n := clockString(topic, part, origin)
 	s.rp.clocks[k] = n
 	return n
+}
+
+// clockString names the watermark partition of repartition partition
+// topic/part fed from source topic origin (clockName caches it).
+func clockString(topic string, part int32, origin string) string {
+	return topic + "/" + strconv.Itoa(int(part)) + "<-" + origin
+}
+
+// revokeClocks removes from eng the watermark partitions of repartition
+// partition topic/part that assignClocks may have registered: one per
+// partition of each source topic (revoking one never registered is a
+// no-op).
+func (s *Service) revokeClocks(eng *realtime.Engine, topic string, part int32) {
+	for t, n := range s.rp.srcParts {
+		for q := range n {
+			eng.Revoke(clockString(topic, part, t), q)
+		}
+	}
 }
 
 // assignClocks registers with eng the watermark partitions of an owned

@@ -343,12 +343,17 @@ func (s *Service) onRevoked(_ context.Context, _ *kgo.Client, m map[string][]int
 	s.rebuild.Store(true)
 }
 
-// ownedPartitions snapshots the assignment.
+// ownedPartitions snapshots the assignment, without the partitions of a
+// repartition topic a reload dropped: they leave at the rebalance the drop
+// causes, and until then nothing rebuilds or reads them.
 func (s *Service) ownedPartitions() map[string][]int32 {
 	s.ownMu.Lock()
 	defer s.ownMu.Unlock()
 	out := map[string][]int32{}
 	for t, ps := range s.owned {
+		if !s.isInput(t) {
+			continue
+		}
 		for p := range ps {
 			out[t] = append(out[t], p)
 		}
@@ -714,6 +719,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		topic           string
 		internal        bool
 		tm              *topicMetrics
+		input           bool
 		ev, fail, lateN int64
 		totEv, totFail  int64
 		totRep          int64
@@ -748,6 +754,13 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			flush()
 			topic, tm = r.Topic, s.m.topic(r.Topic)
 			internal = topo.internal[topic]
+			_, src := s.sources[topic]
+			input = internal || src
+		}
+		if !input {
+			// A repartition topic a reload dropped after this poll:
+			// no rule of the running set reads it.
+			continue
 		}
 		if rec == nil {
 			fail++

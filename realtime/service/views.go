@@ -110,18 +110,20 @@ func writeJSONError(w http.ResponseWriter, code int, msg string) {
 // Reload reads Options.RulesFile and swaps the rules; windows of rules
 // whose definition is unchanged keep their state. A rule keyed by columns
 // no rule had so far gets its repartition topic first: created as at
-// start, then added to the group's subscription (growTopology). A file
-// that does not parse, or whose new repartition topic cannot be created,
-// leaves the running rules in force and returns the error (an error of
+// start, then added to the group's subscription (growTopology); a
+// repartition topic no rule reads any more leaves the topology and the
+// subscription (shrinkTopology), but not the cluster. A file that does
+// not parse, or whose new repartition topic cannot be created, leaves the
+// running rules and topics in force and returns the error (an error of
 // the latter kind wraps ErrRepartitionTopic).
 func (s *Service) Reload(ctx context.Context) error {
 	if s.o.RulesFile == "" {
 		return fmt.Errorf("realtime/service: reload: no rules file (the shipped defaults are running)")
 	}
 	rs, err := rules.LoadMax(s.o.RulesFile, s.o.MaxRulesBytes)
-	var added []string
+	var added, removed []string
 	if err == nil {
-		added, err = s.setRules(ctx, rs)
+		added, removed, err = s.setRules(ctx, rs)
 	}
 	if err != nil {
 		s.m.reloads.WithLabelValues("error").Inc()
@@ -133,6 +135,11 @@ func (s *Service) Reload(ctx context.Context) error {
 	if len(added) > 0 {
 		s.log.Info("repartition topics added for rules keyed by new columns; the group rebalances to share them",
 			"topics", added, "running", s.running())
+	}
+	if len(removed) > 0 {
+		s.log.Info("repartition topics no rule reads any more removed from the subscription; the group rebalances. "+
+			"The topics are kept: instances that have not reloaded may still forward to them; delete them (kadm, Kafka CLI) once none does",
+			"topics", removed, "running", s.running())
 	}
 	return nil
 }
@@ -151,26 +158,47 @@ var ErrRepartitionTopic = errors.New("repartition topic not ready")
 // the new topics' partitions and watermark inputs as at any assignment.
 // Records forwarded before the assignment wait in the topic, which a
 // partition without a committed offset is read from the start of.
-// It returns the topics added.
-func (s *Service) setRules(ctx context.Context, rs *rules.RuleSet) ([]string, error) {
+//
+// With rs running, the topics no rule of rs reads leave the topology
+// (shrinkTopology) and are purged from the session's subscription, which
+// also makes the member rejoin: with the range balancer's eager protocol
+// every partition is revoked first, so the open transaction aborts (the
+// session's revoke) and the purged partitions keep the offsets of the
+// last committed transaction, whose forwards and alerts they match; the
+// rebuild after the rebalance no longer owns them. A later reload that
+// brings their rule back adds them again like any new topic, and the
+// group resumes them from those offsets.
+//
+// If the engine refuses rs, the topology is restored and nothing is
+// subscribed or purged. It returns the topics added and removed.
+func (s *Service) setRules(ctx context.Context, rs *rules.RuleSet) (added, removed []string, err error) {
 	s.rp.mu.Lock()
 	defer s.rp.mu.Unlock()
-	added, err := s.growTopology(ctx, rs)
+	prev := s.rp.topo.Load()
+	added, err = s.growTopology(ctx, rs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrRepartitionTopic, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrRepartitionTopic, err)
 	}
 	s.mu.Lock()
-	err = s.engine.SetRules(rs)
-	if err == nil {
-		s.rs = rs
+	if err = s.engine.SetRules(rs); err != nil {
+		// The rules that would read the new topics do not run: leave
+		// the topology as it was (a created topic stays, unused).
+		s.rp.topo.Store(prev)
+		s.mu.Unlock()
+		return nil, nil, err
 	}
+	s.rs = rs
+	removed = s.shrinkTopology(rs)
 	s.mu.Unlock()
-	// Subscribe even when the engine refused rs: the topology has the
-	// topics now, so no later reload would add them.
-	if len(added) > 0 && s.rp.cl != nil {
-		s.rp.cl.AddConsumeTopics(added...)
+	if s.rp.cl != nil {
+		if len(added) > 0 {
+			s.rp.cl.AddConsumeTopics(added...)
+		}
+		if len(removed) > 0 {
+			s.rp.cl.PurgeTopicsFromConsuming(removed...)
+		}
 	}
-	return added, err
+	return added, removed, nil
 }
 
 // running says whether Run's group session is up.
