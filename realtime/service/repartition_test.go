@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -329,4 +330,200 @@ func TestReloadRetriesUncreatableRepartitionTopic(t *testing.T) {
 		}
 	}
 	r.shutdown(t)
+}
+
+// TestReloadPurgesUnusedRepartitionTopic: an instance runs a rule keyed by
+// user_name, which reads its repartition topic, next to one keyed by the
+// source address; failed logins from 12 sources fire it once. A reload
+// that drops it takes the topic out of the instance's topology, out of
+// its client's subscription and out of the group's assignment, and the
+// failed logins produced after it are forwarded to the topic no more (its
+// end offsets do not move) while the rule keyed by the source address
+// still fires exactly once on the alerts topic (read committed). A reload
+// that brings the rule back subscribes the topic again: the group assigns
+// it, the instance forwards to it, and the rule fires for a new user.
+func TestReloadPurgesUnusedRepartitionTopic(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	const bySource = `version: 1
+rules:
+  - id: ssh_bruteforce
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: source_ip
+    aggregate: count
+    window: 60s
+    threshold: 5
+    suppress: 10m
+`
+	const byUser = bySource + `  - id: user_sources
+    kind: value_count
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: user_name
+    field: source_ip
+    window: 300s
+    slide: 10s
+    threshold: 12
+    suppress: 10m
+`
+	write := func(rs string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(rs), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(byUser)
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, b, "rt", "alerts")
+	o.Rules, o.RulesFile = rs, file
+	r := start(t, o)
+	const topic = "rt-repartition-user_name"
+	adm := kadm.NewClient(kafkatest.Client(t, b))
+
+	// subscribed says whether the instance's group client consumes topic.
+	subscribed := func() bool {
+		r.svc.rp.mu.Lock()
+		cl := r.svc.rp.cl
+		r.svc.rp.mu.Unlock()
+		return cl != nil && slices.Contains(cl.GetConsumeTopics(), topic)
+	}
+	// settled waits until the group is stable with every partition of
+	// auth assigned, and the topic's (all or none) too, and the instance
+	// owns them.
+	settled := func(with bool, what string) {
+		t.Helper()
+		want := 0
+		if with {
+			want = 3
+		}
+		deadline := time.Now().Add(time.Minute)
+		for {
+			var assigned kadm.TopicsSet
+			state := "?"
+			if gs, err := adm.DescribeGroups(t.Context(), "rt"); err == nil && gs["rt"].Err == nil {
+				g := gs["rt"]
+				state, assigned = g.State, g.AssignedPartitions()
+			}
+			owned := r.svc.ownedPartitions()
+			if state == "Stable" && len(assigned["auth"]) == 3 && len(assigned[topic]) == want &&
+				len(owned["auth"]) == 3 && len(owned[topic]) == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: group %s, assigned %v, owned %v", what, state, assigned.Sorted(), owned)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	prod := kafkatest.Client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	// fails produces one failed login of user from each of the sources,
+	// source i on partition i%3 of auth, a second apart from at on.
+	fails := func(at time.Duration, user string, sources ...string) {
+		t.Helper()
+		recs := make([]kgo.Record, len(sources))
+		for i, ip := range sources {
+			ts := at + time.Duration(i)*time.Second
+			line := fmt.Sprintf("Mar  2 00:%02d:%02d host sshd[1]: Failed password for %s from %s port 22 ssh2", int(ts.Minutes()), int(ts.Seconds())%60, user, ip)
+			recs[i] = kgo.Record{Topic: "auth", Partition: int32(i % 3), Key: []byte(ip), Value: []byte(line)}
+		}
+		produce(t, prod, recs)
+	}
+	sources := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s.%d", prefix, i)
+		}
+		return out
+	}
+	ends := func() map[int32]int64 {
+		t.Helper()
+		l, err := adm.ListEndOffsets(t.Context(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int32]int64{}
+		l.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
+		return out
+	}
+	// alerts counts the committed start alerts by rule and key, failing
+	// on an id published twice.
+	alerts := func() map[string]int {
+		t.Helper()
+		all := readAlerts(t, b, "alerts")
+		byID(t, all)
+		n := map[string]int{}
+		for _, al := range all {
+			if al.Type == alert.TypeStart {
+				n[al.RuleID+"|"+strings.Join(al.KeyValues, ",")]++
+			}
+		}
+		return n
+	}
+	expect := func(want map[string]int, what string) {
+		t.Helper()
+		if got := alerts(); !maps.Equal(got, want) {
+			t.Fatalf("%s: alerts %v, want %v", what, got, want)
+		}
+	}
+
+	settled(true, "at start")
+	fails(0, "root", sources("198.51.100", 12)...)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	want := map[string]int{"user_sources|root": 1}
+	expect(want, "before the reloads")
+
+	write(bySource)
+	if err := r.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if subscribed() {
+		t.Fatal("after dropping the rule the client still consumes the topic")
+	}
+	settled(false, "after dropping the rule")
+	if got := r.svc.repartitionTopics(); len(got) != 0 {
+		t.Fatalf("after dropping the rule: repartition topics %v", got)
+	}
+	before, fwd := ends(), r.svc.Stats().Forwarded
+	// Five failures from one address, and failures of root from twelve
+	// more, which the dropped rule would have counted.
+	fails(time.Minute, "admin", "203.0.113.9", "203.0.113.9", "203.0.113.9", "203.0.113.9", "203.0.113.9")
+	fails(time.Minute+5*time.Second, "root", sources("198.51.101", 12)...)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	if after := ends(); !maps.Equal(after, before) {
+		t.Fatalf("the repartition topic's end offsets moved from %v to %v: records were forwarded to it after the rule was dropped", before, after)
+	}
+	if got := r.svc.Stats().Forwarded; got != fwd {
+		t.Fatalf("%d records forwarded after the rule was dropped", got-fwd)
+	}
+	want["ssh_bruteforce|203.0.113.9"] = 1
+	expect(want, "after dropping the rule")
+
+	write(byUser)
+	if err := r.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.svc.repartitionTopics(); !slices.Equal(got, []string{topic}) {
+		t.Fatalf("after bringing the rule back: repartition topics %v", got)
+	}
+	if !subscribed() {
+		t.Fatal("after bringing the rule back the client does not consume the topic")
+	}
+	settled(true, "after bringing the rule back")
+	fails(2*time.Minute, "alice", sources("192.0.2", 12)...)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	if got := r.svc.Stats().Forwarded; got < fwd+12 {
+		t.Fatalf("%d records forwarded after the rule came back, want 12", got-fwd)
+	}
+	r.shutdown(t)
+	want["user_sources|alice"] = 1
+	expect(want, "after bringing the rule back")
+	st := r.svc.Stats()
+	t.Logf("%d events, %d forwarded, %d repartitioned, %d alerts, %d rebuilds, %d aborts", st.Events, st.Forwarded, st.Repartitioned, st.Alerts, st.Rebuilds, st.Aborts)
 }

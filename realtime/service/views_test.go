@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -254,5 +255,127 @@ func TestReloadAddsRepartitionTopicBeforeRun(t *testing.T) {
 	}
 	if !slices.Equal(s.inputs(), append(slices.Clone(s.topics()), "g-repartition-destination_ip", "g-repartition-observer_ingress_interface_name")) {
 		t.Errorf("Run would consume %v", s.inputs())
+	}
+}
+
+// TestReloadDropsRepartitionTopicBeforeRun: a reload whose new key's
+// repartition topic cannot be made (its name is a source topic's) fails
+// and leaves the rules and the topics as they were, although it also
+// dropped the only rule of another key; a reload that drops every rule of
+// a key drops its topic from what Run would consume, and one that brings
+// a rule of that key back adds the topic again, in lane 1.
+func TestReloadDropsRepartitionTopicBeforeRun(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	rule := func(id, ds, key string) string {
+		return fmt.Sprintf("  - id: %s\n    kind: threshold\n    dataset: %s\n    key: %s\n    aggregate: count\n    window: 10s\n    threshold: 100\n", id, ds, key)
+	}
+	write := func(rs ...string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte("version: 1\nrules:\n"+strings.Join(rs, "")), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(rule("by_dst", "firewall", "destination_ip"))
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dst = "g-repartition-destination_ip"
+	srcs := append(slices.Clone(testSources), Source{"g-repartition-user_name", "sshd"})
+	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: srcs, Rules: rs, RulesFile: file, Logger: testLogger(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	topics := func(want ...string) {
+		t.Helper()
+		if got := s.repartitionTopics(); !slices.Equal(got, want) {
+			t.Fatalf("repartition topics %v, want %v", got, want)
+		}
+		if got := s.inputs(); !slices.Equal(got, append(s.topics(), want...)) {
+			t.Fatalf("Run would consume %v", got)
+		}
+	}
+
+	write(rule("by_user", "auth", "user_name"))
+	if err := s.Reload(t.Context()); !errors.Is(err, ErrRepartitionTopic) {
+		t.Fatalf("reload to a key whose topic is a source topic: %v, want ErrRepartitionTopic", err)
+	}
+	if s.Rules() != rs {
+		t.Fatal("a failed reload changed the rules")
+	}
+	topics(dst)
+
+	write(rule("by_src", "firewall", "source_ip"))
+	if err := s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	topics()
+
+	write(rule("by_src", "firewall", "source_ip"), rule("by_dst", "firewall", "destination_ip"))
+	if err := s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	topics(dst)
+	for _, r := range s.Rules().Rules {
+		if want := map[string]int{"by_src": 0, "by_dst": 1}[r.ID]; s.laneOf(r) != want {
+			t.Errorf("rule %s in lane %d, want %d", r.ID, s.laneOf(r), want)
+		}
+	}
+}
+
+// TestDroppedRepartitionTopicFeedsNothing: a repartition record parsed
+// before a reload that drops its topic, and fed after it (a poll in
+// flight across the reload), counts for no rule: not for the dropped
+// rule, and not, as if it were a source record, for the rules of the
+// source topics, which already counted the source record it copies.
+func TestDroppedRepartitionTopicFeedsNothing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	const bySource = "version: 1\nrules:\n  - id: by_src\n    kind: threshold\n    dataset: auth\n    key: source_ip\n    aggregate: count\n    window: 60s\n    threshold: 2\n"
+	const byUser = bySource + "  - id: by_user\n    kind: threshold\n    dataset: auth\n    key: user_name\n    aggregate: count\n    window: 60s\n    threshold: 1\n"
+	if err := os.WriteFile(file, []byte(byUser), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Group: "g", AlertsTopic: "alerts", Sources: testSources, Rules: rs, RulesFile: file, Logger: testLogger(t, slog.LevelWarn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src batch
+	src.recs = []*kgo.Record{{Topic: "auth", Value: []byte(sshFail(1, "198.18.0.1"))}}
+	src.n, src.parsed, src.orig = 1, make([]schemas.Record, 1), make([]origin, 1)
+	s.parseRange(s.workers[0], &src, 0, 1)
+	s.mu.Lock()
+	out := s.feed(&src, time.Now())
+	s.mu.Unlock()
+	if len(out) != 0 || len(src.fwd) != 1 || src.fwd[0].Topic != "g-repartition-user_name" {
+		t.Fatalf("the source record raised %v and was forwarded as %v, want nothing and one record", out, src.fwd)
+	}
+
+	// The forwarded copy, as the next poll brings it: parsed, then the
+	// reload, then fed.
+	var rp batch
+	rp.recs = []*kgo.Record{src.fwd[0]}
+	rp.n, rp.parsed, rp.orig = 1, make([]schemas.Record, 1), make([]origin, 1)
+	s.parseRange(s.workers[0], &rp, 0, 1)
+	if rp.parsed[0] == nil {
+		t.Fatal("the repartition record does not parse")
+	}
+	if err := os.WriteFile(file, []byte(bySource), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	out = s.feed(&rp, time.Now())
+	s.mu.Unlock()
+	if len(out) != 0 {
+		t.Fatalf("the repartition record of a dropped topic raised %+v", out)
+	}
+	if st := s.Stats(); st.Events != 1 || st.Repartitioned != 0 || st.ParseFailures != 0 {
+		t.Fatalf("stats %+v, want the source record only", st)
 	}
 }
