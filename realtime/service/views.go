@@ -185,7 +185,7 @@ func (s *Service) setRules(ctx context.Context, rs *rules.RuleSet) (added, remov
 		// the topology as it was (a created topic stays, unused).
 		s.rp.topo.Store(prev)
 		s.mu.Unlock()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("realtime/service: engine refused the rules: %w", err)
 	}
 	s.rs = rs
 	removed = s.shrinkTopology(rs)
