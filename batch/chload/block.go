@@ -60,6 +60,8 @@ type block struct {
 	// per-flush scratch
 	order  []int32
 	seq    []rowRef
+	runs   []run
+	pcs    []piece
 	tmp    []rowRef
 	idx    []int32
 	secs   []int64
@@ -507,20 +509,23 @@ func (b *block) flush(batch driver.Batch, sendRows int) error {
 		}
 		return 0
 	})
-	// seq: every row in order, each bucket's rows by time.
-	b.seq = b.seq[:0]
+	// seq: every row in order, each bucket's rows by time; runs: seq cut
+	// by bucket.
+	b.seq, b.runs = b.seq[:0], b.runs[:0]
 	for _, bi := range b.order {
 		bk := b.buckets[bi]
 		start := len(b.seq)
 		for r := 0; r < bk.rows; r++ {
 			b.seq = append(b.seq, rowRef{bucket: bi, row: int32(r)})
 		}
+		inOrder := true
 		if b.tsField >= 0 {
-			b.sortByTime(b.seq[start:], bk.cols[b.tsField].micros)
+			inOrder = b.sortByTime(b.seq[start:], bk.cols[b.tsField].micros)
 		}
+		b.runs = append(b.runs, run{bucket: bk, start: start, end: len(b.seq), inOrder: inOrder})
 	}
 	for lo := 0; lo < len(b.seq); lo += sendRows {
-		if err := b.appendRows(batch, b.seq[lo:min(lo+sendRows, len(b.seq))]); err != nil {
+		if err := b.appendRows(batch, lo, min(lo+sendRows, len(b.seq))); err != nil {
 			return err
 		}
 		if err := batch.Flush(); err != nil {
@@ -533,32 +538,93 @@ func (b *block) flush(batch driver.Batch, sendRows int) error {
 // rowRef is a row of a bucket.
 type rowRef struct{ bucket, row int32 }
 
-// appendRows appends the rows seq to batch, column by column.
-func (b *block) appendRows(batch driver.Batch, seq []rowRef) error {
+// run is the stretch [start, end) of seq that holds the rows of one
+// bucket; inOrder says they are its rows 0, 1, 2, ... (not reordered by
+// time), so a column's values can be copied as one slice.
+type run struct {
+	bucket     *bucket
+	start, end int
+	inOrder    bool
+}
+
+// piece is the part of a run inside the rows being appended.
+type piece struct {
+	bk      *bucket
+	rows    []rowRef
+	inOrder bool
+}
+
+// pieces cuts seq[lo:hi) into the pieces of its runs, reusing b.pcs.
+func (b *block) pieces(lo, hi int) []piece {
+	b.pcs = b.pcs[:0]
+	i, _ := slices.BinarySearchFunc(b.runs, lo, func(r run, x int) int {
+		if r.end <= x {
+			return -1
+		}
+		if r.start > x {
+			return 1
+		}
+		return 0
+	})
+	for ; i < len(b.runs) && b.runs[i].start < hi; i++ {
+		r := b.runs[i]
+		a, z := max(r.start, lo), min(r.end, hi)
+		b.pcs = append(b.pcs, piece{bk: r.bucket, rows: b.seq[a:z], inOrder: r.inOrder})
+	}
+	return b.pcs
+}
+
+// gather appends to dst the values of src at rows: a slice copy when the
+// rows are consecutive.
+func gather[T any](dst, src []T, p piece) []T {
+	if p.inOrder {
+		r0 := int(p.rows[0].row)
+		return append(dst, src[r0:r0+len(p.rows)]...)
+	}
+	for _, ref := range p.rows {
+		dst = append(dst, src[ref.row])
+	}
+	return dst
+}
+
+// appendRows appends the rows seq[lo:hi) to batch, column by column,
+// bucket by bucket: the bucket's column is looked up once per piece, not
+// once per value.
+func (b *block) appendRows(batch driver.Batch, lo, hi int) error {
+	pcs := b.pieces(lo, hi)
 	col := 0
 	for fi, f := range b.fields {
 		var err error
 		switch f.Kind {
 		case schemas.KindString, schemas.KindBytes:
 			b.strs = b.strs[:0]
-			if b.isKey[fi] {
+			switch lc := b.lowCard[fi]; {
+			case b.isKey[fi]:
 				k := slices.Index(b.keyFields, fi)
 				names := b.keys[k].names
-				for _, ref := range seq {
-					b.strs = append(b.strs, names[b.buckets[ref.bucket].key[k]])
+				for _, p := range pcs {
+					v := names[p.bk.key[k]]
+					for range p.rows {
+						b.strs = append(b.strs, v)
+					}
 				}
-			} else if lc := b.lowCard[fi]; lc != nil {
-				for _, ref := range seq {
-					b.strs = append(b.strs, lc.names[b.buckets[ref.bucket].cols[fi].ids[ref.row]])
+			case lc != nil:
+				for _, p := range pcs {
+					ids := p.bk.cols[fi].ids
+					for _, ref := range p.rows {
+						b.strs = append(b.strs, lc.names[ids[ref.row]])
+					}
 				}
-			} else {
-				for _, ref := range seq {
-					cb := &b.buckets[ref.bucket].cols[fi]
-					v := cb.strs[ref.row]
-					if v.n == 0 {
-						b.strs = append(b.strs, "")
-					} else {
-						b.strs = append(b.strs, unsafe.String(&cb.pages[v.page][v.off], int(v.n)))
+			default:
+				for _, p := range pcs {
+					cb := &p.bk.cols[fi]
+					for _, ref := range p.rows {
+						v := cb.strs[ref.row]
+						if v.n == 0 {
+							b.strs = append(b.strs, "")
+						} else {
+							b.strs = append(b.strs, unsafe.String(&cb.pages[v.page][v.off], int(v.n)))
+						}
 					}
 				}
 			}
@@ -566,37 +632,40 @@ func (b *block) appendRows(batch driver.Batch, seq []rowRef) error {
 			clear(b.strs) // no references into the arenas past the flush
 		case schemas.KindUint16:
 			b.u16 = b.u16[:0]
-			for _, ref := range seq {
-				b.u16 = append(b.u16, b.buckets[ref.bucket].cols[fi].u16[ref.row])
+			for _, p := range pcs {
+				b.u16 = gather(b.u16, p.bk.cols[fi].u16, p)
 			}
 			err = batch.Column(col).Append(b.u16)
 		case schemas.KindInt32:
 			b.i32 = b.i32[:0]
-			for _, ref := range seq {
-				b.i32 = append(b.i32, b.buckets[ref.bucket].cols[fi].i32[ref.row])
+			for _, p := range pcs {
+				b.i32 = gather(b.i32, p.bk.cols[fi].i32, p)
 			}
 			err = batch.Column(col).Append(b.i32)
 		case schemas.KindInt64:
 			b.i64 = b.i64[:0]
-			for _, ref := range seq {
-				b.i64 = append(b.i64, b.buckets[ref.bucket].cols[fi].i64[ref.row])
+			for _, p := range pcs {
+				b.i64 = gather(b.i64, p.bk.cols[fi].i64, p)
 			}
 			err = batch.Column(col).Append(b.i64)
 		case schemas.KindFloat64:
 			b.f64 = b.f64[:0]
-			for _, ref := range seq {
-				b.f64 = append(b.f64, b.buckets[ref.bucket].cols[fi].f64[ref.row])
+			for _, p := range pcs {
+				b.f64 = gather(b.f64, p.bk.cols[fi].f64, p)
 			}
 			err = batch.Column(col).Append(b.f64)
 		case schemas.KindTime:
 			// Whole seconds as int64, which the driver takes for a
 			// DateTime as they are: cheaper than a time.Time per value.
 			b.tsecs, b.ms = b.tsecs[:0], b.ms[:0]
-			for _, ref := range seq {
-				us := b.buckets[ref.bucket].cols[fi].micros[ref.row]
-				sec := floorDiv(us, 1e6)
-				b.tsecs = append(b.tsecs, sec)
-				b.ms = append(b.ms, uint16((us-sec*1e6)/1000))
+			for _, p := range pcs {
+				micros := p.bk.cols[fi].micros
+				for _, ref := range p.rows {
+					us := micros[ref.row]
+					sec := floorDiv(us, 1e6)
+					b.tsecs = append(b.tsecs, sec)
+					b.ms = append(b.ms, uint16((us-sec*1e6)/1000))
+				}
 			}
 			if err = batch.Column(col).Append(b.tsecs); err == nil {
 				col++
@@ -655,8 +724,9 @@ func (b *block) reset() {
 // DateTime column holds seconds; rows within one second may stay in any
 // order). A block spans a short stretch of time, so this is a stable
 // counting sort by second, unless the rows are in order already (one
-// file, no late events) or span too many seconds.
-func (b *block) sortByTime(rows []rowRef, micros []int64) {
+// file, no late events) or span too many seconds. It reports whether the
+// rows were in order already, hence left as they were.
+func (b *block) sortByTime(rows []rowRef, micros []int64) (kept bool) {
 	b.secs = slices.Grow(b.secs[:0], len(rows))[:len(rows)]
 	lo, hi := int64(1<<63-1), int64(-1<<63)
 	sorted := true
@@ -669,7 +739,7 @@ func (b *block) sortByTime(rows []rowRef, micros []int64) {
 		lo, hi = min(lo, s), max(hi, s)
 	}
 	if sorted {
-		return
+		return true
 	}
 	if span := hi - lo + 1; span <= int64(2*len(rows)+1024) {
 		b.counts = slices.Grow(b.counts[:0], int(span)+1)[:span+1]
@@ -686,7 +756,7 @@ func (b *block) sortByTime(rows []rowRef, micros []int64) {
 			b.counts[s-lo]++
 		}
 		copy(rows, b.tmp)
-		return
+		return false
 	}
 	idx := b.tmpIdx(len(rows))
 	slices.SortStableFunc(idx, func(x, y int32) int { return cmp.Compare(b.secs[x], b.secs[y]) })
@@ -695,6 +765,7 @@ func (b *block) sortByTime(rows []rowRef, micros []int64) {
 		b.tmp[i] = rows[x]
 	}
 	copy(rows, b.tmp)
+	return false
 }
 
 func (b *block) tmpIdx(n int) []int32 {

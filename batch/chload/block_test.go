@@ -43,7 +43,9 @@ func TestSortByTime(t *testing.T) {
 				return cmp.Compare(floorDiv(micros[x.row], 1e6), floorDiv(micros[y.row], 1e6))
 			})
 			var b block
-			b.sortByTime(rows, micros)
+			if kept := b.sortByTime(rows, micros); kept != tc.sorted {
+				t.Errorf("sortByTime reports kept=%v for rows that were sorted=%v", kept, tc.sorted)
+			}
 			if !slices.Equal(rows, want) {
 				t.Fatalf("order differs from a stable sort by second")
 			}
