@@ -48,16 +48,18 @@ type Options struct {
 	Samples int
 	// Logger receives rule swaps; nil discards.
 	Logger *slog.Logger
-	// Lane, when set, puts each rule in a lane (0 or 1): ProcessLane
-	// feeds an event to the rules of one lane only. The service runs the
-	// rules keyed by the input's partition key in lane 0 on the source
-	// topics and the others in lane 1 on their repartition topics. Nil
-	// puts every rule in lane 0.
+	// Lane, when set, puts each rule in a lane (0 to MaxLanes-1):
+	// ProcessLane feeds an event to the rules of one lane only. The
+	// service runs the rules keyed by the input's partition key in lane 0
+	// on the source topics and the others in one lane per repartition
+	// topic, so that a record copied to several topics reaches each rule
+	// once. SetRules evaluates it. Nil puts every rule in lane 0.
 	Lane func(*rules.Rule) int
 }
 
-// Lanes is the number of rule lanes (Options.Lane).
-const Lanes = 2
+// MaxLanes bounds the lane numbers (Options.Lane): the engine keeps a
+// routing table per lane up to the highest in use.
+const MaxLanes = 1024
 
 // Defaults for Options.
 const (
@@ -108,10 +110,11 @@ type Engine struct {
 	opts   Options
 	wm     *watermark.Tracker
 	states []*ruleState
-	// plans routes a record to the rules that read its dataset; bySlot
-	// holds the plans of the record types datasetSlot knows.
-	plans  [Lanes]map[string]*dsPlan
-	bySlot [Lanes][len(slotDatasets)]*dsPlan
+	// plans routes a record to the rules that read its dataset, per
+	// lane up to the highest of the rules; bySlot holds the plans of the
+	// record types datasetSlot knows.
+	plans  []map[string]*dsPlan
+	bySlot [][len(slotDatasets)]*dsPlan
 	// seed hashes keys for every rule's store, so that rules keyed on
 	// the same columns share one hash per event; epoch numbers events
 	// for the plans' per-event caches.
@@ -192,6 +195,14 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 	if rs == nil {
 		return fmt.Errorf("realtime: nil rule set")
 	}
+	lanes := make(map[*rules.Rule]int, len(rs.Rules))
+	for _, r := range rs.Rules {
+		l := e.lane(r)
+		if l < 0 || l >= MaxLanes {
+			return fmt.Errorf("realtime: rule %s: lane %d out of [0, %d)", r.ID, l, MaxLanes)
+		}
+		lanes[r] = l
+	}
 	old := map[string]*ruleState{}
 	for _, st := range e.states {
 		old[st.rule.ID] = st
@@ -221,8 +232,13 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 		states = append(states, st)
 	}
 	e.states = states
-	for l := range Lanes {
-		e.plans[l] = buildPlans(states, func(r *rules.Rule) bool { return e.lane(r) == l })
+	n := 1
+	for _, l := range lanes {
+		n = max(n, l+1)
+	}
+	e.plans, e.bySlot = make([]map[string]*dsPlan, n), make([][len(slotDatasets)]*dsPlan, n)
+	for l := range n {
+		e.plans[l] = buildPlans(states, func(r *rules.Rule) bool { return lanes[r] == l })
 		for i, ds := range slotDatasets {
 			e.bySlot[l][i] = e.plans[l][ds]
 		}
@@ -267,7 +283,8 @@ func (e *Engine) Process(rec schemas.Record, src Source, now time.Time, out []al
 	return e.ProcessLane(rec, src, 0, now, out)
 }
 
-// ProcessLane is Process for the rules of one lane (Options.Lane) only.
+// ProcessLane is Process for the rules of one lane (Options.Lane) only;
+// a lane without rules feeds none (the event still moves the watermark).
 func (e *Engine) ProcessLane(rec schemas.Record, src Source, lane int, now time.Time, out []alert.Alert) (alerts []alert.Alert, late bool) {
 	t := rec.EventTime().UnixNano()
 	if wm := e.wm.Watermark(); wm != math.MinInt64 && t < wm-int64(e.opts.AllowedLateness) {
@@ -282,10 +299,12 @@ func (e *Engine) ProcessLane(rec schemas.Record, src Source, lane int, now time.
 	e.wm.ObserveNanos(clock, t, now.UnixNano())
 	sm := window.Sample{Topic: src.Topic, Partition: src.Partition, Offset: src.Offset, Time: t}
 	var p *dsPlan
-	if i := datasetSlot(rec); i >= 0 {
-		p = e.bySlot[lane][i]
-	} else {
-		p = e.plans[lane][rec.Dataset()]
+	if uint(lane) < uint(len(e.plans)) { // lanes past the rules' have none
+		if i := datasetSlot(rec); i >= 0 {
+			p = e.bySlot[lane][i]
+		} else {
+			p = e.plans[lane][rec.Dataset()]
+		}
 	}
 	if p == nil {
 		return out, false
