@@ -593,7 +593,8 @@ func (s *Service) feedReplay(ctx context.Context, eng *realtime.Engine, starts, 
 			if !s.isInput(r.Topic) {
 				continue // a repartition topic a reload dropped meanwhile
 			}
-			src, lane, ok := s.sourceOf(r, s.isInternal(r.Topic), b.orig[i])
+			lane := s.topicLane(r.Topic)
+			src, ok := s.sourceOf(r, lane, b.orig[i])
 			if !ok {
 				continue
 			}

@@ -95,44 +95,65 @@ type fwdRoute struct {
 	schema   *rpSchema
 }
 
-// fwdGroup is the lane-1 rules of one dataset sharing one key, hence one
-// repartition topic.
+// fwdGroup is the repartitioned rules of one dataset sharing one key,
+// hence one repartition topic and lane.
 type fwdGroup struct {
 	topic string
 	rules []*rules.Rule
 }
 
 // topology is the repartition topics: by key columns (Rule.Key joined
-// by "."), and the set of their names.
+// by "."), and their engine lanes by name. Each topic has a lane of its
+// own (source topics are lane 0) holding the rules of its key: a source
+// record matching rules of several keys is forwarded to several topics,
+// and each copy must reach only the rules of its topic's key.
 type topology struct {
-	topics   map[string]string
-	internal map[string]bool
+	topics map[string]string
+	lanes  map[string]int
 }
 
 // with returns a copy of t that also has the topics of cols (key columns
-// -> topic name).
+// -> topic name), each in the lowest lane no topic of t has. A topic
+// keeps its lane while it exists: the running rules of its key stay in
+// that lane across the reloads that add other topics.
 func (t *topology) with(cols map[string]string) *topology {
-	n := &topology{topics: maps.Clone(t.topics), internal: maps.Clone(t.internal)}
-	for c, name := range cols {
+	n := &topology{topics: maps.Clone(t.topics), lanes: maps.Clone(t.lanes)}
+	used := map[int]bool{}
+	for _, l := range n.lanes {
+		used[l] = true
+	}
+	next := 1
+	for _, c := range slices.Sorted(maps.Keys(cols)) {
+		name := cols[c]
 		n.topics[c] = name
-		n.internal[name] = true
+		if n.lanes[name] != 0 {
+			continue
+		}
+		for used[next] {
+			next++
+		}
+		n.lanes[name], used[next] = next, true
 	}
 	return n
 }
 
 // without returns a copy of t without the topics of cols (key columns ->
-// topic name).
+// topic name), whose lanes a later topic may take.
 func (t *topology) without(cols map[string]string) *topology {
-	n := &topology{topics: maps.Clone(t.topics), internal: maps.Clone(t.internal)}
+	n := &topology{topics: maps.Clone(t.topics), lanes: maps.Clone(t.lanes)}
 	for c, name := range cols {
 		delete(n.topics, c)
-		delete(n.internal, name)
+		delete(n.lanes, name)
 	}
 	return n
 }
 
+// topicLane is the engine lane of the records of topic: its lane for a
+// repartition topic, else 0.
+func (s *Service) topicLane(topic string) int { return s.rp.topo.Load().lanes[topic] }
+
 // isInternal says whether topic is a repartition topic.
-func (s *Service) isInternal(topic string) bool { return s.rp.topo.Load().internal[topic] }
+func (s *Service) isInternal(topic string) bool { return s.topicLane(topic) != 0 }
 
 // isInput says whether topic is one the service reads: a source topic or
 // a repartition topic. A repartition topic a reload dropped is no input
@@ -161,7 +182,7 @@ func (s *Service) setupRepartition() {
 	if s.rp.prefix == "" {
 		s.rp.prefix = s.o.Group + "-repartition-"
 	}
-	empty := &topology{topics: map[string]string{}, internal: map[string]bool{}}
+	empty := &topology{topics: map[string]string{}, lanes: map[string]int{}}
 	s.rp.topo.Store(empty.with(s.missingTopics(empty, s.o.Rules)))
 }
 
@@ -207,22 +228,23 @@ func (s *Service) unusedTopics(t *topology, rs *rules.RuleSet) map[string]string
 }
 
 // laneOf is the engine's Options.Lane: a repartitioned rule whose topic
-// exists reads it (lane 1), every other rule the source topics (lane 0).
-// A reload adds the topic of a new key before the rules that need it
-// (growTopology), so a repartitioned rule is always in lane 1.
+// exists reads it (the topic's lane), every other rule the source topics
+// (lane 0). A reload adds the topic of a new key before the rules that
+// need it (growTopology), so a repartitioned rule is never in lane 0.
 func (s *Service) laneOf(r *rules.Rule) int {
 	if !s.rekeyed(r) {
 		return 0
 	}
-	if _, ok := s.rp.topo.Load().topics[keyCols(r)]; ok {
-		return 1
+	t := s.rp.topo.Load()
+	if name, ok := t.topics[keyCols(r)]; ok {
+		return t.lanes[name]
 	}
 	return 0
 }
 
 // repartitionTopics lists the repartition topics, sorted.
 func (s *Service) repartitionTopics() []string {
-	return slices.Sorted(maps.Keys(s.rp.topo.Load().internal))
+	return slices.Sorted(maps.Keys(s.rp.topo.Load().lanes))
 }
 
 // growTopology makes sure every repartition topic the rules of rs need
@@ -378,7 +400,8 @@ func (s *Service) ensureTopics(ctx context.Context, ts []string, parts int32) er
 	return nil
 }
 
-// forwards returns the lane-1 routing of rs, rebuilding it after a reload.
+// forwards returns the routing of rs's repartitioned rules (those not in
+// lane 0), rebuilding it after a reload.
 func (s *Service) forwards(rs *rules.RuleSet) map[string]*fwdRoute {
 	if s.rp.fwdRules == rs {
 		return s.rp.fwd
@@ -386,7 +409,7 @@ func (s *Service) forwards(rs *rules.RuleSet) map[string]*fwdRoute {
 	fwd := map[string]*fwdRoute{}
 	topo := s.rp.topo.Load()
 	for _, r := range rs.Rules {
-		if s.laneOf(r) != 1 {
+		if s.laneOf(r) == 0 {
 			continue
 		}
 		t := topo.topics[keyCols(r)]
@@ -579,15 +602,14 @@ func (s *Service) assignClocks(eng *realtime.Engine, rs *rules.RuleSet, topic st
 	}
 }
 
-// sourceOf is the engine source and lane of record r of the poll;
-// internal says whether r.Topic is a repartition topic. ok is false for
-// a repartition record with broken headers, which is skipped.
-func (s *Service) sourceOf(r *kgo.Record, internal bool, o origin) (src realtime.Source, lane int, ok bool) {
-	if !internal {
-		return realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, 0, true
+// sourceOf is the engine source of record r of the poll, read in lane
+// (topicLane: 0 for a source topic). ok is false for a repartition record
+// with broken headers, which is skipped.
+func (s *Service) sourceOf(r *kgo.Record, lane int, o origin) (src realtime.Source, ok bool) {
+	if lane == 0 {
+		return realtime.Source{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, true
 	}
-	src, ok = s.origin(r, o)
-	return src, 1, ok
+	return s.origin(r, o)
 }
 
 // parseRecord parses record r with one of a worker's parsers: a source

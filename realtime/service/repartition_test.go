@@ -527,3 +527,124 @@ rules:
 	st := r.svc.Stats()
 	t.Logf("%d events, %d forwarded, %d repartitioned, %d alerts, %d rebuilds, %d aborts", st.Events, st.Forwarded, st.Repartitioned, st.Alerts, st.Rebuilds, st.Aborts)
 }
+
+// TestRepartitionedRulesOfOneDataset: two rules on auth keyed by
+// different columns (user_name, host_name) read two repartition topics,
+// to both of which a failed login is forwarded; each rule must count it
+// once, from its own topic only. Five failed logins of root on web1 and
+// five of admin on web2, from one new source address each over every
+// source partition, fire nothing at a threshold of 6; a sixth of root on
+// web1 fires both rules for root and web1 with 6 events. A restart, whose
+// rebuild replays both topics, keeps the counts: a sixth of admin on web2
+// fires both rules for them with 6 events. The alerts topic (read
+// committed) holds exactly those four alerts.
+func TestRepartitionedRulesOfOneDataset(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
+	rs, err := rules.Parse([]byte(`version: 1
+rules:
+  - id: by_user
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: user_name
+    aggregate: count
+    window: 300s
+    threshold: 6
+    suppress: 10m
+  - id: by_host
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: host_name
+    aggregate: count
+    window: 300s
+    threshold: 6
+    suppress: 10m
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := testOptions(t, b, "rt", "alerts")
+	o.Rules = rs
+	r := start(t, o)
+	if got, want := r.svc.repartitionTopics(), []string{"rt-repartition-host_name", "rt-repartition-user_name"}; !slices.Equal(got, want) {
+		t.Fatalf("repartition topics %v, want %v", got, want)
+	}
+
+	prod := kafkatest.Client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	n := 0 // logins so far: the source address and the second
+	login := func(user, host string) kgo.Record {
+		ip := fmt.Sprintf("198.51.100.%d", n)
+		line := fmt.Sprintf("Mar  2 00:00:%02d %s sshd[1]: Failed password for %s from %s port 22 ssh2", n, host, user, ip)
+		n++
+		return kgo.Record{Topic: "auth", Partition: int32(n % 3), Key: []byte(ip), Value: []byte(line)}
+	}
+	// alerts checks the alerts topic holds exactly want (rule key events),
+	// each once.
+	alerts := func(what string, want ...string) {
+		t.Helper()
+		all := readAlerts(t, b, "alerts")
+		byID(t, all) // fails on an id published twice
+		var got []string
+		for _, al := range all {
+			if al.Type == alert.TypeStart {
+				got = append(got, fmt.Sprintf("%s %s %d", al.RuleID, strings.Join(al.KeyValues, ","), al.EventCount))
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: alerts %q, want %q", what, got, want)
+		}
+	}
+
+	var recs []kgo.Record
+	for range 5 {
+		recs = append(recs, login("root", "web1"), login("admin", "web2"))
+	}
+	produce(t, prod, recs)
+	waitCaughtUp(t, b, "rt", time.Minute)
+	alerts("after five logins of each")
+
+	produce(t, prod, []kgo.Record{login("root", "web1")})
+	waitCaughtUp(t, b, "rt", time.Minute)
+	alerts("after a sixth of root on web1", "by_host web1 6", "by_user root 6")
+
+	r.shutdown(t)
+	r2 := start(t, o)
+	produce(t, prod, []kgo.Record{login("admin", "web2")})
+	waitCaughtUp(t, b, "rt", time.Minute)
+	r2.shutdown(t)
+	alerts("after a restart and a sixth of admin on web2", "by_host web1 6", "by_host web2 6", "by_user admin 6", "by_user root 6")
+	if st := r2.svc.Stats(); st.Replayed == 0 {
+		t.Error("the restarted instance replayed nothing")
+	}
+}
+
+// TestTopologyLanes: each repartition topic gets a lane of its own, the
+// lowest free one, and keeps it while it exists: a reload's grow (before
+// its shrink) never gives a new topic the lane of one the running rules
+// still read there.
+func TestTopologyLanes(t *testing.T) {
+	lanes := func(tp *topology, want map[string]int) {
+		t.Helper()
+		if !maps.Equal(tp.lanes, want) {
+			t.Fatalf("lanes %v, want %v", tp.lanes, want)
+		}
+		for c, name := range tp.topics {
+			if _, ok := tp.lanes[name]; !ok {
+				t.Fatalf("topic %s of %s has no lane", name, c)
+			}
+		}
+	}
+	t0 := (&topology{topics: map[string]string{}, lanes: map[string]int{}}).with(map[string]string{"user_name": "u", "host_name": "h"})
+	lanes(t0, map[string]int{"h": 1, "u": 2})
+	t1 := t0.with(map[string]string{"destination_ip": "d"})
+	lanes(t1, map[string]int{"h": 1, "u": 2, "d": 3})
+	t2 := t1.without(map[string]string{"host_name": "h"})
+	lanes(t2, map[string]int{"u": 2, "d": 3})
+	t3 := t2.with(map[string]string{"source_port": "p", "event_action": "a"})
+	lanes(t3, map[string]int{"a": 1, "u": 2, "d": 3, "p": 4})
+	lanes(t0, map[string]int{"h": 1, "u": 2}) // copies: t0 is unchanged
+}

@@ -254,7 +254,8 @@ func TestForwardedRecordsOfBothVersionsRead(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		sv, lane, ok := s.sourceOf(r, true, o)
+		lane := s.topicLane(r.Topic)
+		sv, ok := s.sourceOf(r, lane, o)
 		if !ok || lane != 1 || sv.Topic != "firewall" || sv.Partition != 2 || sv.Offset != 77 {
 			t.Fatalf("%s: source %+v lane %d ok %v", name, sv, lane, ok)
 		}

@@ -213,7 +213,7 @@ func New(o Options) (*Service, error) {
 			return nil, err
 		}
 	}
-	for t := range s.rp.topo.Load().internal {
+	for t := range s.rp.topo.Load().lanes {
 		if _, clash := s.sources[t]; clash {
 			return nil, fmt.Errorf("realtime/service: repartition topic %s is also a source topic", t)
 		}
@@ -718,6 +718,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		out             []alert.Alert
 		topic           string
 		internal        bool
+		lane            int
 		tm              *topicMetrics
 		input           bool
 		ev, fail, lateN int64
@@ -753,7 +754,8 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		if r.Topic != topic {
 			flush()
 			topic, tm = r.Topic, s.m.topic(r.Topic)
-			internal = topo.internal[topic]
+			lane = topo.lanes[topic]
+			internal = lane != 0
 			_, src := s.sources[topic]
 			input = internal || src
 		}
@@ -766,7 +768,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 			fail++
 			continue
 		}
-		src, lane, ok := s.sourceOf(r, internal, b.orig[i])
+		src, ok := s.sourceOf(r, lane, b.orig[i])
 		if !ok {
 			fail++
 			continue
@@ -774,7 +776,7 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 		ev++
 		var isLate bool
 		out, isLate = s.engine.ProcessLane(rec, src, lane, now, out)
-		if !isLate && !internal && len(topo.internal) > 0 {
+		if !isLate && !internal && len(topo.lanes) > 0 {
 			b.fwd = s.appendForwards(b.fwd, b, rec, r)
 		}
 		if isLate {

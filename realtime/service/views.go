@@ -151,11 +151,12 @@ var ErrRepartitionTopic = errors.New("repartition topic not ready")
 
 // setRules swaps the running rules for rs, first growing the repartition
 // topology by the topics of rs's new keys (growTopology), then, once the
-// engine runs rs (its new repartitioned rules in lane 1, so this instance
-// forwards their records from its next poll on), adding those topics to
-// the running group session's subscription: the member rejoins, the group
-// rebalances and every instance rebuilds its state (recover), registering
-// the new topics' partitions and watermark inputs as at any assignment.
+// engine runs rs (its new repartitioned rules in their topics' lanes, so
+// this instance forwards their records from its next poll on), adding
+// those topics to the running group session's subscription: the member
+// rejoins, the group rebalances and every instance rebuilds its state
+// (recover), registering the new topics' partitions and watermark inputs
+// as at any assignment.
 // Records forwarded before the assignment wait in the topic, which a
 // partition without a committed offset is read from the start of.
 //

@@ -209,10 +209,10 @@ func TestReloadKeepsStateAndTopKeys(t *testing.T) {
 }
 
 // TestReloadAddsRepartitionTopicBeforeRun: a reload that brings a rule
-// keyed by a column no rule had puts it in lane 1 behind a new
-// repartition topic, with the start's naming, which Run then creates and
-// subscribes (the service is not running, so nothing is created yet); a
-// reload whose keys all have topics adds none. Two instances of a group
+// keyed by a column no rule had puts it behind a new repartition topic,
+// in a lane of its own, with the start's naming, which Run then creates
+// and subscribes (the service is not running, so nothing is created yet);
+// a reload whose keys all have topics adds none. Two instances of a group
 // reloading while running: TestReloadRepartitionsNewKey.
 func TestReloadAddsRepartitionTopicBeforeRun(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "rules.yaml")
@@ -249,7 +249,7 @@ func TestReloadAddsRepartitionTopicBeforeRun(t *testing.T) {
 		t.Fatalf("topics %v, want %v", got, want)
 	}
 	for _, r := range s.Rules().Rules {
-		if want := map[string]int{"by_dst": 1, "by_if": 1, "by_src": 0}[r.ID]; s.laneOf(r) != want {
+		if want := map[string]int{"by_dst": 1, "by_if": 2, "by_src": 0}[r.ID]; s.laneOf(r) != want {
 			t.Errorf("rule %s in lane %d, want %d", r.ID, s.laneOf(r), want)
 		}
 	}
