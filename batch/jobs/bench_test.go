@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/lambdalog/lambdalog/batch/source"
 	"github.com/lambdalog/lambdalog/internal/chdb"
 	"github.com/lambdalog/lambdalog/internal/chtest"
+	"github.com/lambdalog/lambdalog/internal/config"
 	"github.com/lambdalog/lambdalog/internal/storage"
 	"github.com/lambdalog/lambdalog/schemas"
 	"github.com/lambdalog/lambdalog/schemas/metrics"
@@ -185,6 +187,15 @@ func BenchmarkNightly(b *testing.B) {
 		}
 	}
 	b.Run("clickhouse/load-events", func(b *testing.B) {
+		// Run as `lambdalog batch` runs (setBatchGC): batch.gc_percent and
+		// batch.memory_limit_mib, unless GOGC or GOMEMLIMIT say otherwise.
+		def := config.Default().Batch
+		if os.Getenv("GOGC") == "" {
+			defer debug.SetGCPercent(debug.SetGCPercent(def.GCPercent))
+		}
+		if os.Getenv("GOMEMLIMIT") == "" {
+			defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(def.MemoryLimitMiB) << 20))
+		}
 		var rows int64
 		settled(b)
 		// MergedRows counts the rows the server's background merges read:

@@ -187,7 +187,7 @@ func batchStorageOptions(e *env) storage.Options {
 }
 
 func openBatch(ctx context.Context, e *env) (*batchEnv, error) {
-	setBatchMemoryLimit(e)
+	setBatchGC(e)
 	dsLoc, err := time.LoadLocation(e.cfg.Dataset.Timezone)
 	if err != nil {
 		return nil, fmt.Errorf("batch: dataset.timezone: %w", err)
@@ -399,14 +399,19 @@ func batchSchedule(ctx context.Context, e *env, b *batchEnv, all map[string]sche
 	return errors.Join(err, werr)
 }
 
-// setBatchMemoryLimit applies batch.memory_limit_mib as the Go runtime's
-// soft memory limit unless GOMEMLIMIT is set. A batch run's live heap is
-// its aggregation state and insert blocks; without a limit the default
-// GOGC lets the heap grow to about twice that before collecting, which is
-// what drove its peak RSS over the deployment's memory request in the soak.
-func setBatchMemoryLimit(e *env) {
-	if os.Getenv("GOMEMLIMIT") != "" || e.cfg.Batch.MemoryLimitMiB <= 0 {
-		return
+// setBatchGC applies batch.memory_limit_mib as the Go runtime's soft
+// memory limit unless GOMEMLIMIT is set, and batch.gc_percent as GOGC
+// unless GOGC is set. A batch run's live heap is its aggregation state and
+// insert blocks; without a limit the default GOGC lets the heap grow to
+// about twice that before collecting, which is what drove its peak RSS
+// over the deployment's memory request in the soak. Under the limit a
+// higher GOGC collects less often: GOGC 200 took load-events' client CPU
+// per row down 4-6% (docs/benchmarks.md, "load-events").
+func setBatchGC(e *env) {
+	if os.Getenv("GOMEMLIMIT") == "" && e.cfg.Batch.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(e.cfg.Batch.MemoryLimitMiB) << 20)
 	}
-	debug.SetMemoryLimit(int64(e.cfg.Batch.MemoryLimitMiB) << 20)
+	if os.Getenv("GOGC") == "" && e.cfg.Batch.GCPercent > 0 {
+		debug.SetGCPercent(e.cfg.Batch.GCPercent)
+	}
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,4 +129,52 @@ func withoutEnv(env []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// TestBatchAppliesGCSettings checks setBatchGC, which every batch command
+// runs before its work: batch.gc_percent and batch.memory_limit_mib when
+// set, their defaults when not, and GOGC and GOMEMLIMIT over both. It runs
+// in this process (batch commands serve no /metrics outside schedule) and
+// puts the runtime's settings back afterwards.
+func TestBatchAppliesGCSettings(t *testing.T) {
+	gc0 := debug.SetGCPercent(100)
+	lim0 := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetGCPercent(gc0); debug.SetMemoryLimit(lim0) })
+	def := config.Default().Batch
+	if def.GCPercent == 100 || def.MemoryLimitMiB == 0 {
+		t.Fatalf("defaults gc_percent %d, memory_limit_mib %d: the test cannot tell them from Go's", def.GCPercent, def.MemoryLimitMiB)
+	}
+	for _, c := range []struct {
+		name         string
+		gc, mib      int
+		gogc, memlim string
+		wantGC       int
+		wantLimitMiB int64
+	}{
+		{"settings", 137, 1000, "", "", 137, 1000},
+		{"defaults", def.GCPercent, def.MemoryLimitMiB, "", "", def.GCPercent, int64(def.MemoryLimitMiB)},
+		{"zero keeps Go's", 0, 0, "", "", 100, -1},
+		{"environment wins", 137, 1000, "90", "900MiB", 100, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			debug.SetGCPercent(100)
+			debug.SetMemoryLimit(math.MaxInt64)
+			// The runtime read GOGC and GOMEMLIMIT at start; setting them
+			// now only tells setBatchGC to leave the runtime alone.
+			t.Setenv("GOGC", c.gogc)
+			t.Setenv("GOMEMLIMIT", c.memlim)
+			cfg := config.Default()
+			cfg.Batch.GCPercent, cfg.Batch.MemoryLimitMiB = c.gc, c.mib
+			setBatchGC(&env{cfg: cfg})
+			gc := debug.SetGCPercent(100)
+			lim := debug.SetMemoryLimit(-1)
+			wantLim := int64(math.MaxInt64)
+			if c.wantLimitMiB > 0 {
+				wantLim = c.wantLimitMiB << 20
+			}
+			if gc != c.wantGC || lim != wantLim {
+				t.Errorf("GOGC %d, memory limit %d; want %d and %d", gc, lim, c.wantGC, wantLim)
+			}
+		})
+	}
 }

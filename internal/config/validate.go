@@ -225,6 +225,7 @@ func (c *Config) Validate() []Problem {
 	}
 	positive(&ps, "batch.lease_ttl", int64(c.Batch.LeaseTTL))
 	nonNegative(&ps, "batch.memory_limit_mib", int64(c.Batch.MemoryLimitMiB))
+	nonNegative(&ps, "batch.gc_percent", int64(c.Batch.GCPercent))
 	switch b := c.Batch; {
 	case b.AggregationMiB < 1:
 		add("batch.aggregation_memory_mib", fmt.Sprintf("%d: must be at least 1 MiB (the reports always keep their aggregation within a budget)", b.AggregationMiB))
