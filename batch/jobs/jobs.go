@@ -164,6 +164,12 @@ func (j *reportsJob) Run(ctx context.Context, iv scheduler.Interval) (scheduler.
 	if j.d.Spilled != nil {
 		j.d.Spilled(st.SpillBytes)
 	}
+	if len(st.StaleSpillDirs) > 0 {
+		j.d.Logger.Info("removed spill directories of dead runs", "dirs", st.StaleSpillDirs)
+	}
+	if st.StaleSpillErr != nil {
+		j.d.Logger.Warn("spill directories of dead runs left in place", "err", st.StaleSpillErr)
+	}
 	n, err := w.Commit(ctx)
 	if err != nil {
 		return scheduler.Result{RowsRead: st.RowsRead}, fmt.Errorf("reports: %w", err)

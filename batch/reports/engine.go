@@ -181,6 +181,9 @@ type Stats struct {
 	// under the memory budget).
 	SpillFiles int
 	SpillBytes int64
+	// StaleSpillDirs and StaleSpillErr: see Output.
+	StaleSpillDirs []string
+	StaleSpillErr  error
 }
 
 // Run evaluates queries over one dataset's files for the interval
@@ -192,6 +195,7 @@ func Run(ctx context.Context, fsys storage.FS, files []source.File, from, to tim
 	ex, sp, stats, err := scan(ctx, fsys, files, from, to, queries, o)
 	if sp != nil {
 		defer sp.close()
+		stats.StaleSpillDirs, stats.StaleSpillErr = sp.stale, sp.staleErr
 	}
 	if err != nil {
 		return nil, stats, err
@@ -247,6 +251,7 @@ func RunTo(ctx context.Context, fsys storage.FS, files []source.File, from, to t
 	ex, sp, stats, err := scan(ctx, fsys, files, from, to, queries, o)
 	if sp != nil {
 		defer sp.close()
+		stats.StaleSpillDirs, stats.StaleSpillErr = sp.stale, sp.staleErr
 	}
 	if err != nil {
 		return stats, err

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -176,6 +177,11 @@ type Output struct {
 	// disk because it exceeded Options.MemoryBudget (zero under it).
 	SpillFiles int
 	SpillBytes int64
+	// StaleSpillDirs are spill directories of dead runs (kill -9)
+	// removed from Options.SpillDir at the start; StaleSpillErr says
+	// what could not be.
+	StaleSpillDirs []string
+	StaleSpillErr  error
 }
 
 // Table returns the table named name.
@@ -206,6 +212,8 @@ func Compute(ctx context.Context, src source.Source, fsys storage.FS, from, to t
 		out.Bytes += st.Scan.Bytes
 		out.SpillFiles += st.SpillFiles
 		out.SpillBytes += st.SpillBytes
+		out.StaleSpillDirs = append(out.StaleSpillDirs, st.StaleSpillDirs...)
+		out.StaleSpillErr = errors.Join(out.StaleSpillErr, st.StaleSpillErr)
 		for _, r := range res {
 			out.Results[r.Query.Name] = r
 		}

@@ -73,8 +73,13 @@ func newQueryState(nm int) *queryState {
 // spiller owns a run's spill files: one per spill, each holding every
 // query's groups in bucket order with an index of the segments.
 type spiller struct {
-	dir      string // created on the first spill, removed by close
-	parent   string // where dir is created
+	dir    string   // created on the first spill, removed by close
+	lock   *os.File // held on dir while it exists (spill_lock_unix.go)
+	parent string   // where dir is created
+	// stale lists the spill directories of dead runs removed from parent
+	// when the spiller was made (a kill -9 leaves its directory behind).
+	stale    []string
+	staleErr error
 	nq       int
 	mu       sync.Mutex
 	files    []spillFile
@@ -93,7 +98,9 @@ func newSpiller(parent string, nq int) *spiller {
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	return &spiller{parent: parent, nq: nq}
+	s := &spiller{parent: parent, nq: nq}
+	s.stale, s.staleErr = removeStaleSpillDirs(parent)
+	return s
 }
 
 // spilled reports whether any state went to disk.
@@ -110,22 +117,35 @@ func (s *spiller) close() error {
 	if s.dir == "" {
 		return nil
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
+	err := os.RemoveAll(s.dir)
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+	if err != nil {
 		return fmt.Errorf("reports: remove spill dir %s: %w", s.dir, err)
 	}
 	s.dir = ""
 	return nil
 }
 
+// spillDirPrefix starts the name of every spill directory.
+const spillDirPrefix = "lambdalog-spill-"
+
 func (s *spiller) newFile() (*os.File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.dir == "" {
-		d, err := os.MkdirTemp(s.parent, "lambdalog-spill-")
+		d, err := os.MkdirTemp(s.parent, spillDirPrefix)
 		if err != nil {
 			return nil, fmt.Errorf("reports: spill dir in %s: %w", s.parent, err)
 		}
-		s.dir = d
+		lock, err := lockSpillDir(d)
+		if err != nil {
+			os.RemoveAll(d)
+			return nil, err
+		}
+		s.dir, s.lock = d, lock
 	}
 	f, err := os.CreateTemp(s.dir, "state-*.bin")
 	if err != nil {

@@ -2,6 +2,7 @@ package reports
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -31,6 +32,11 @@ type ComputeStats struct {
 	// disk because it exceeded Options.MemoryBudget.
 	SpillFiles int
 	SpillBytes int64
+	// StaleSpillDirs are spill directories of dead runs (kill -9)
+	// removed from Options.SpillDir at the start; StaleSpillErr says
+	// what could not be.
+	StaleSpillDirs []string
+	StaleSpillErr  error
 	// RowsOut counts the rows handed to the sink.
 	RowsOut int64
 }
@@ -119,6 +125,8 @@ func ComputeTo(ctx context.Context, src source.Source, fsys storage.FS, from, to
 		st.Bytes += rs.Scan.Bytes
 		st.SpillFiles += rs.SpillFiles
 		st.SpillBytes += rs.SpillBytes
+		st.StaleSpillDirs = append(st.StaleSpillDirs, rs.StaleSpillDirs...)
+		st.StaleSpillErr = errors.Join(st.StaleSpillErr, rs.StaleSpillErr)
 		if err != nil {
 			return st, fmt.Errorf("reports: %s: %w", ds, err)
 		}
