@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -647,4 +648,403 @@ func TestTopologyLanes(t *testing.T) {
 	t3 := t2.with(map[string]string{"source_port": "p", "event_action": "a"})
 	lanes(t3, map[string]int{"a": 1, "u": 2, "d": 3, "p": 4})
 	lanes(t0, map[string]int{"h": 1, "u": 2}) // copies: t0 is unchanged
+}
+
+// TestReloadDropsRepartitionedRuleTwoInstances: two instances of one
+// group run the default rules plus host_failures, keyed by host_name,
+// which reads its own repartition topic, while failed logins flow all
+// along (a producer goroutine, one round per tick, each round one second
+// of event time): source j fails five times as user j/12 on host h<j>, in
+// rounds j to j+4, so ssh_bruteforce fires for every source and
+// distributed_bruteforce for every user of ten sources or more, while
+// alerts and forwards straddle both reloads. The transactions last 250
+// ms and a round comes every 40 ms, so each reload's purge, and the
+// rebalance it causes, almost always finds an open transaction holding
+// forwards to the dropped topic and aborts it (likely, not asserted: the
+// test cannot see the loop's transaction). Eight failed logins on one
+// host from eight new sources fire host_failures (threshold 8), nothing
+// else.
+//
+// Instance a reloads a file without host_failures, then b. Expected:
+//   - before the reloads, host_failures fires for probe0, whose sources
+//     span every auth partition (both instances forward);
+//   - between the reloads, a no longer subscribes to the topic, and b,
+//     still on the old rules and its only subscriber, owns all its
+//     partitions and still runs the rule, but on b's forwards only: eight
+//     failures on host probeb from b's auth partitions fire it, eight on
+//     host probea from a's fire nothing (a forwards nothing any more);
+//   - after both reloads no member subscribes to or is assigned the
+//     topic, and its end offsets stay put while failures that the rule
+//     would count (probes c and d, the continuous traffic) are
+//     processed;
+//   - throughout, every alert of the alerts topic (read committed) is
+//     there exactly once: ssh_bruteforce per source, distributed_bruteforce
+//     per user of ten sources or more, host_failures for probe0 and probeb;
+//     none missing, none duplicated, nothing else.
+func TestReloadDropsRepartitionedRuleTwoInstances(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	const byHost = `  - id: host_failures
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: host_name
+    aggregate: count
+    window: 60s
+    threshold: 8
+    suppress: 10m
+`
+	write := func(withHost bool) {
+		t.Helper()
+		rs := rules.DefaultYAML()
+		if withHost {
+			rs = append(rs, byHost...)
+		}
+		if err := os.WriteFile(file, rs, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(true)
+	rs, err := rules.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(id string) Options {
+		o := testOptions(t, b, "rt", "alerts")
+		o.Rules, o.RulesFile = rs, file
+		o.TransactionalID = "test-rt-" + id
+		o.SessionTimeout = 6 * time.Second
+		o.TransactionInterval = 250 * time.Millisecond
+		return o
+	}
+	const topic = "rt-repartition-host_name"
+	adm := kadm.NewClient(kafkatest.Client(t, b, kgo.MetadataMinAge(10*time.Millisecond)))
+
+	// consumes says whether r's group client consumes topic.
+	consumes := func(r *running) bool {
+		r.svc.rp.mu.Lock()
+		defer r.svc.rp.mu.Unlock()
+		return r.svc.rp.cl != nil && slices.Contains(r.svc.rp.cl.GetConsumeTopics(), topic)
+	}
+	// settled waits until the group is stable with every auth partition
+	// assigned, some to each instance, and instances x and y subscribe to
+	// topic and are assigned and own nx and ny of its partitions (-1: at
+	// least one; 0: neither subscribe nor own any), per the group's
+	// description and the instances' own view.
+	settled := func(x, y *running, nx, ny int, what string) {
+		t.Helper()
+		match := func(got, want int) bool { return got == want || want < 0 && got > 0 }
+		deadline := time.Now().Add(time.Minute)
+		for {
+			state, desc := "?", ""
+			ok := false
+			if gs, err := adm.DescribeGroups(t.Context(), "rt"); err == nil && gs["rt"].Err == nil {
+				g := gs["rt"]
+				state, ok = g.State, g.State == "Stable" && len(g.Members) == 2 && len(g.AssignedPartitions()["auth"]) == 3
+				for _, m := range g.Members {
+					want := map[string]int{x.svc.o.TransactionalID: nx, y.svc.o.TransactionalID: ny}
+					if m.InstanceID == nil {
+						ok = false
+						continue
+					}
+					n, known := want[*m.InstanceID]
+					var subs []string
+					if j, isC := m.Join.AsConsumer(); isC {
+						subs = j.Topics
+					}
+					assigned := map[string]int{}
+					if a, isC := m.Assigned.AsConsumer(); isC {
+						for _, tp := range a.Topics {
+							assigned[tp.Topic] = len(tp.Partitions)
+						}
+					}
+					desc += fmt.Sprintf(" %s: subscribes %v, assigned %v;", *m.InstanceID, slices.Sorted(slices.Values(subs)), assigned)
+					ok = ok && known && match(assigned[topic], n) && assigned["auth"] > 0 && slices.Contains(subs, topic) == (n != 0)
+				}
+			}
+			ox, oy := x.svc.ownedPartitions(), y.svc.ownedPartitions()
+			if ok && match(len(ox[topic]), nx) && match(len(oy[topic]), ny) && len(ox["auth"]) > 0 && len(oy["auth"]) > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: group %s,%s owned %v and %v", what, state, desc, ox, oy)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	prod := kafkatest.Client(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	fail := func(p int32, sec int, host, user, ip string) kgo.Record {
+		line := fmt.Sprintf("Mar  2 00:%02d:%02d %s sshd[1]: Failed password for %s from %s port 22 ssh2", sec/60, sec%60, host, user, ip)
+		return kgo.Record{Topic: "auth", Partition: p, Key: []byte(ip), Value: []byte(line)}
+	}
+	srcIP := func(j int) string { return fmt.Sprintf("10.0.%d.%d", j/256, j%256) }
+	// The producer: round sec (every 40 ms) is at second sec of event
+	// time and holds the failures of the sources active then, and the
+	// records injected since the last round. Stopped, it starts no new
+	// source, ends the active ones and reports how many it started. It
+	// starts none past second 540: every event of the test stays in one
+	// 10-minute suppression period.
+	type injection struct {
+		recs func(sec int) []kgo.Record
+		done chan []*kgo.Record // the records produced, with their offsets
+	}
+	inject, stop, started := make(chan injection), make(chan struct{}), make(chan int, 1)
+	var stopOnce sync.Once
+	halt := func() int {
+		stopOnce.Do(func() { close(stop) })
+		n := <-started
+		started <- n
+		return n
+	}
+	go func() {
+		tick := time.NewTicker(40 * time.Millisecond)
+		defer tick.Stop()
+		n, stopping, quit := 0, false, stop
+		var pending []injection
+		for sec := 0; ; sec++ {
+			if !stopping && sec <= 540 {
+				n = sec + 1 // source sec starts now
+			}
+			if stopping && sec-4 >= n && len(pending) == 0 {
+				started <- n
+				return
+			}
+			var recs []kgo.Record
+			for j := max(0, sec-4); j < n; j++ {
+				recs = append(recs, fail(int32(j%3), sec, fmt.Sprintf("h%d", j), fmt.Sprintf("user%d", j/12), srcIP(j)))
+			}
+			var injected [][]*kgo.Record
+			for _, in := range pending {
+				injected = append(injected, nil)
+				for _, r := range in.recs(sec) {
+					recs = append(recs, r)
+					injected[len(injected)-1] = append(injected[len(injected)-1], nil)
+				}
+			}
+			ptrs := make([]*kgo.Record, len(recs))
+			for i := range recs {
+				recs[i].Timestamp = time.Now()
+				ptrs[i] = &recs[i]
+			}
+			if err := prod.ProduceSync(context.Background(), ptrs...).FirstErr(); err != nil {
+				t.Errorf("produce: %v", err)
+			}
+			// The injected records are the last ones of the round.
+			k := len(ptrs)
+			for i := len(pending) - 1; i >= 0; i-- {
+				k -= len(injected[i])
+				pending[i].done <- ptrs[k : k+len(injected[i])]
+			}
+			pending = pending[:0]
+		wait:
+			for {
+				select {
+				case <-quit:
+					stopping, quit = true, nil
+				case in := <-inject:
+					pending = append(pending, in)
+				case <-tick.C:
+					break wait
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { halt() }) // before the cluster stops
+	// send has the producer produce recs(sec) in its next round and
+	// returns them as produced.
+	send := func(recs func(sec int) []kgo.Record) []*kgo.Record {
+		in := injection{recs, make(chan []*kgo.Record, 1)}
+		inject <- in
+		return <-in.done
+	}
+	// probe sends eight failed logins as user on host, from eight new
+	// sources, on partitions parts of auth in turn.
+	probes := 0
+	probe := func(host, user string, parts []int32) []*kgo.Record {
+		return send(func(sec int) []kgo.Record {
+			out := make([]kgo.Record, 8)
+			for i := range out {
+				probes++
+				out[i] = fail(parts[i%len(parts)], sec, host, user, fmt.Sprintf("192.0.2.%d", probes))
+			}
+			return out
+		})
+	}
+	// committedPast waits until the group has committed offsets past
+	// every record of recs.
+	committedPast := func(recs []*kgo.Record, what string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			c, err := adm.FetchOffsets(t.Context(), "rt")
+			behind := ""
+			for _, r := range recs {
+				if o, _ := c.Lookup(r.Topic, r.Partition); err != nil || o.At <= r.Offset {
+					behind = fmt.Sprintf("%s/%d committed %d, record at %d (%v)", r.Topic, r.Partition, o.At, r.Offset, err)
+					break
+				}
+			}
+			if behind == "" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s", what, behind)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// ends are the end offsets of the dropped topic, as records so that
+	// committedPast can wait for them to be consumed.
+	ends := func() []*kgo.Record {
+		t.Helper()
+		l, err := adm.ListEndOffsets(t.Context(), topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []*kgo.Record
+		l.Each(func(o kadm.ListedOffset) {
+			if o.Offset > 0 {
+				out = append(out, &kgo.Record{Topic: o.Topic, Partition: o.Partition, Offset: o.Offset - 1})
+			}
+		})
+		slices.SortFunc(out, func(a, b *kgo.Record) int { return int(a.Partition - b.Partition) })
+		return out
+	}
+	// alerts counts the committed start alerts by rule and key, failing
+	// on an id published twice or a rule and key alerted twice.
+	alerts := func(what string) map[string]int {
+		t.Helper()
+		all := readAlerts(t, b, "alerts")
+		byID(t, all)
+		n := map[string]int{}
+		for _, al := range all {
+			if al.Type == alert.TypeStart {
+				k := al.RuleID + "|" + strings.Join(al.KeyValues, ",")
+				if n[k]++; n[k] == 2 {
+					t.Errorf("%s: %s alerted twice", what, k)
+				}
+			}
+		}
+		return n
+	}
+	// fired waits until key has alerted.
+	fired := func(key, what string) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for alerts(what)[key] == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no alert %s", what, key)
+			}
+		}
+	}
+
+	a := start(t, opts("a"))
+	b1 := start(t, opts("b"))
+	settled(a, b1, -1, -1, "at start")
+	all := []int32{0, 1, 2}
+	probe("probe0", "p0", all)
+	fired("host_failures|probe0", "before the reloads")
+
+	// a drops the rule.
+	write(false)
+	if err := a.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if consumes(a) || !consumes(b1) {
+		t.Fatalf("after a's reload: a consumes the topic %v, b %v; want false, true", consumes(a), consumes(b1))
+	}
+	settled(a, b1, 0, 3, "after a's reload")
+	pa, pb := a.svc.ownedPartitions()["auth"], b1.svc.ownedPartitions()["auth"]
+	// probea's failures are read by a, which forwards them nowhere; probeb's
+	// by b, which forwards them to the topic, all of whose partitions it
+	// reads: its windows of host_failures count them.
+	recs := append(probe("probea", "pa", pa), probe("probeb", "pb", pb)...)
+	fired("host_failures|probeb", "between the reloads")
+	committedPast(recs, "probea and probeb processed")
+	committedPast(ends(), "the topic consumed past probeb")
+	if n := alerts("between the reloads")["host_failures|probea"]; n != 0 {
+		t.Fatalf("between the reloads: host_failures fired for probea, whose failures only a, which dropped the rule, read")
+	}
+	if got := b1.svc.ownedPartitions()[topic]; len(got) != 3 {
+		t.Fatalf("between the reloads: b owns partitions %v of the topic, want all", got)
+	}
+
+	// b drops it too.
+	if err := b1.svc.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if consumes(a) || consumes(b1) {
+		t.Fatalf("after both reloads: a consumes the topic %v, b %v", consumes(a), consumes(b1))
+	}
+	settled(a, b1, 0, 0, "after both reloads")
+	if gs, err := adm.DescribeGroups(t.Context(), "rt"); err != nil {
+		t.Fatal(err)
+	} else if g := gs["rt"]; g.Err != nil || len(g.AssignedPartitions()[topic]) != 0 {
+		t.Fatalf("after both reloads: group %v assigns %v", g.Err, g.AssignedPartitions().Sorted())
+	}
+	// Once both instances have committed input produced after the
+	// rebalance, the transaction the purge aborted is over: from then on
+	// nothing is written to the topic.
+	committedPast(probe("probec", "pc", all), "probec processed")
+	before := ends()
+	committedPast(probe("probed", "pd", all), "probed processed")
+	if after := ends(); !slices.EqualFunc(before, after, func(x, y *kgo.Record) bool { return x.Partition == y.Partition && x.Offset == y.Offset }) {
+		t.Fatalf("the topic's end offsets moved after both reloads, from %v to %v", offsets(before), offsets(after))
+	}
+
+	n := halt()
+	// A last failed login on each partition of the user_name topic (by
+	// the murmur2 hash of the user, as the service's producer partitions
+	// them), so that each ends with committed forwards: one whose tail a
+	// rebalance aborted costs waitCaughtUp a 3 s look per check.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("rt-repartition-user_name")
+	var tail []kgo.Record
+	for i, seen := 0, map[int]bool{}; len(seen) < 3; i++ {
+		u := fmt.Sprintf("tail%d", i)
+		if p := part.Partition(&kgo.Record{Key: []byte(u)}, 3); !seen[p] {
+			seen[p] = true
+			tail = append(tail, fail(int32(p), n+4, "tail", u, fmt.Sprintf("192.0.2.%d", 200+p)))
+		}
+	}
+	produce(t, prod, tail)
+	waitCaughtUpExcept(t, b, "rt", time.Minute, topic)
+	a.shutdown(t)
+	b1.shutdown(t)
+	want := map[string]int{"host_failures|probe0": 1, "host_failures|probeb": 1}
+	users := map[int]int{}
+	for j := range n {
+		want["ssh_bruteforce|"+srcIP(j)] = 1
+		users[j/12]++
+	}
+	for u, k := range users {
+		if k >= 10 {
+			want[fmt.Sprintf("distributed_bruteforce|user%d", u)] = 1
+		}
+	}
+	got := alerts("at the end")
+	for _, k := range sortedKeys(want) {
+		if got[k] != want[k] {
+			t.Errorf("%s: %d alerts, want %d", k, got[k], want[k])
+		}
+	}
+	for _, k := range sortedKeys(got) {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected alert %s (%d)", k, got[k])
+		}
+	}
+	sa, sb := a.svc.Stats(), b1.svc.Stats()
+	t.Logf("%d sources over %d s of event time, %d alerts; instance a: %d events, %d forwarded, %d repartitioned, %d alerts, %d duplicates, %d aborts, %d rebuilds, %d late; b: %d/%d/%d/%d/%d/%d/%d/%d",
+		n, n+4, len(want), sa.Events, sa.Forwarded, sa.Repartitioned, sa.Alerts, sa.Duplicates, sa.Aborts, sa.Rebuilds, sa.Late,
+		sb.Events, sb.Forwarded, sb.Repartitioned, sb.Alerts, sb.Duplicates, sb.Aborts, sb.Rebuilds, sb.Late)
+}
+
+// offsets lists records' partitions and offsets, for messages.
+func offsets(rs []*kgo.Record) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = fmt.Sprintf("%d:%d", r.Partition, r.Offset)
+	}
+	return out
 }
