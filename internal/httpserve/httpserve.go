@@ -54,6 +54,10 @@ type Options struct {
 	// "Authorization: Bearer TOKEN" or as the password of basic auth
 	// (for clients that only speak basic auth, such as some scrapers).
 	Token string
+	// PreviousToken, when set, is accepted as well as Token, so a token
+	// can be rotated without a window of 401s: the servers accept both
+	// while the clients move to Token. It needs Token.
+	PreviousToken string
 	// BasicUser, when set, is the only user name basic auth accepts; any
 	// name otherwise (the token is the secret).
 	BasicUser string
@@ -64,6 +68,10 @@ type Options struct {
 	// an API port takes metrics.token, the scrapers' secret, not the
 	// API's.
 	PathTokens map[string]string
+	// PathPreviousTokens are accepted as well as PathTokens on the same
+	// paths (a rotation, as PreviousToken); each path needs a PathTokens
+	// entry.
+	PathPreviousTokens map[string]string
 
 	// RateLimit is the sustained requests per second allowed per client
 	// IP address; 0 disables rate limiting.
@@ -101,14 +109,14 @@ type Options struct {
 
 // Server is an http.Server with lambdalog's limits in front of a handler.
 type Server struct {
-	o        Options
-	tls      *tls.Config
-	tokenSum [32]byte
-	open     map[string]bool
-	pathSums map[string][32]byte
-	limit    *limiter
-	rejected *prometheus.CounterVec
-	handler  http.Handler
+	o         Options
+	tls       *tls.Config
+	tokenSums [][32]byte // Token's digest, then PreviousToken's
+	open      map[string]bool
+	pathSums  map[string][][32]byte
+	limit     *limiter
+	rejected  *prometheus.CounterVec
+	handler   http.Handler
 
 	logMu      sync.Mutex
 	lastLog    map[string]time.Time
@@ -159,17 +167,25 @@ func New(o Options) (*Server, error) {
 	for _, p := range o.OpenPaths {
 		s.open[p] = true
 	}
-	if o.Token != "" {
-		s.tokenSum = sha256.Sum256([]byte(o.Token))
+	// A previous token without a current one would leave the server
+	// open while its operator believes it guarded.
+	if o.PreviousToken != "" && o.Token == "" {
+		return nil, fmt.Errorf("httpserve: %s: a previous token needs a token", o.Name)
 	}
+	s.tokenSums = tokenSums(o.Token, o.PreviousToken)
 	for p, tok := range o.PathTokens {
 		if tok == "" {
 			return nil, fmt.Errorf("httpserve: %s: empty token for %s", o.Name, p)
 		}
 		if s.pathSums == nil {
-			s.pathSums = map[string][32]byte{}
+			s.pathSums = map[string][][32]byte{}
 		}
-		s.pathSums[p] = sha256.Sum256([]byte(tok))
+		s.pathSums[p] = tokenSums(tok, o.PathPreviousTokens[p])
+	}
+	for p, tok := range o.PathPreviousTokens {
+		if tok != "" && o.PathTokens[p] == "" {
+			return nil, fmt.Errorf("httpserve: %s: a previous token for %s needs a token for it", o.Name, p)
+		}
 	}
 	if o.RateLimit > 0 {
 		s.limit = newLimiter(o.RateLimit, o.RateBurst, 0, o.Now)
@@ -197,6 +213,17 @@ func New(o Options) (*Server, error) {
 	// Rate limiting comes first so that token guessing is limited too.
 	s.handler = s.rateLimited(s.authenticated(s.bodyLimited(o.Handler)))
 	return s, nil
+}
+
+// tokenSums is the digests of the non-empty tokens.
+func tokenSums(toks ...string) [][32]byte {
+	var sums [][32]byte
+	for _, t := range toks {
+		if t != "" {
+			sums = append(sums, sha256.Sum256([]byte(t)))
+		}
+	}
+	return sums
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -322,7 +349,7 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 		want, own := s.pathSums[r.URL.Path]
 		switch {
 		case own && s.authorized(r, want):
-		case !own && (s.o.Token == "" || s.open[r.URL.Path] || s.authorized(r, s.tokenSum)):
+		case !own && (s.o.Token == "" || s.open[r.URL.Path] || s.authorized(r, s.tokenSums)):
 		default:
 			w.Header().Add("WWW-Authenticate", `Bearer realm="lambdalog"`)
 			w.Header().Add("WWW-Authenticate", `Basic realm="lambdalog", charset="UTF-8"`)
@@ -333,8 +360,8 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 	})
 }
 
-// authorized reports whether r carries the token whose digest is want.
-func (s *Server) authorized(r *http.Request, want [32]byte) bool {
+// authorized reports whether r carries a token whose digest is in want.
+func (s *Server) authorized(r *http.Request, want [][32]byte) bool {
 	scheme, cred, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok {
 		return false
@@ -356,10 +383,15 @@ func (s *Server) authorized(r *http.Request, want [32]byte) bool {
 }
 
 // tokenEqual compares SHA-256 digests in constant time, so neither the
-// content nor the length of the token leaks through timing.
-func tokenEqual(tok string, want [32]byte) bool {
+// content nor the length of the token leaks through timing; it compares
+// with every accepted digest, so neither does which one matched.
+func tokenEqual(tok string, want [][32]byte) bool {
 	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+	ok := 0
+	for _, w := range want {
+		ok |= subtle.ConstantTimeCompare(sum[:], w[:])
+	}
+	return ok == 1
 }
 
 func (s *Server) bodyLimited(h http.Handler) http.Handler {

@@ -247,6 +247,56 @@ func TestPathTokensGuardMetricsWithTheirOwnToken(t *testing.T) {
 	}
 }
 
+// TestPreviousTokensAcceptedDuringRotation: with a previous token set,
+// both the new and the old one pass, as a bearer token and as the
+// basic-auth password, on the server's token and on a path token; any
+// other is refused, and without the previous token the old one is too.
+func TestPreviousTokensAcceptedDuringRotation(t *testing.T) {
+	const newTok, oldTok, other = "api-new-1", "api-old-0", "api-other-9"
+	const newMetrics, oldMetrics = "metrics-new-1", "metrics-old-0"
+	for _, rotating := range []bool{true, false} {
+		o := Options{Token: newTok, PathTokens: map[string]string{"/metrics": newMetrics}}
+		if rotating {
+			o.PreviousToken = oldTok
+			o.PathPreviousTokens = map[string]string{"/metrics": oldMetrics}
+		}
+		s, _ := newServer(t, o)
+		old := 401
+		if rotating {
+			old = 200
+		}
+		for _, c := range []struct {
+			path, tok string
+			want      int
+		}{
+			{"/api/x", newTok, 200},
+			{"/api/x", oldTok, old},
+			{"/api/x", other, 401},
+			{"/api/x", oldMetrics, 401},
+			{"/metrics", newMetrics, 200},
+			{"/metrics", oldMetrics, old},
+			{"/metrics", other, 401},
+			{"/metrics", oldTok, 401},
+		} {
+			for _, auth := range []string{"Bearer " + c.tok, "Basic " + b64("prometheus:"+c.tok)} {
+				if w := do(s.Handler(), "GET", c.path, "10.0.0.1:1", nil, "Authorization", auth); w.Code != c.want {
+					t.Errorf("rotating=%v: GET %s with %q: %d, want %d", rotating, c.path, auth, w.Code, c.want)
+				}
+			}
+		}
+	}
+	// A previous token alone would leave the server open.
+	for name, o := range map[string]Options{
+		"previous token, no token":           {PreviousToken: oldTok},
+		"previous path token, no path token": {PathPreviousTokens: map[string]string{"/metrics": oldMetrics}},
+	} {
+		o.Name, o.Handler = "x", echo
+		if _, err := New(o); err == nil || !strings.Contains(err.Error(), "previous token") {
+			t.Errorf("%s: err %v, want a refusal naming the previous token", name, err)
+		}
+	}
+}
+
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestBodyLimit(t *testing.T) {
