@@ -54,7 +54,11 @@ type Options struct {
 	// DB is ClickHouse; nil answers report and series requests with 503.
 	DB catalog.Querier
 	// Token is the bearer token; it must be set unless InsecureNoAuth.
-	Token          string
+	Token string
+	// PreviousToken, when set, is accepted wherever Token is (header, page
+	// token; stream tickets do not depend on the token), so serve.token can
+	// be rotated without a window of 401s. It needs Token.
+	PreviousToken  string
 	InsecureNoAuth bool
 	// RealtimeURL is the speed layer's HTTP base URL (e.g.
 	// http://127.0.0.1:9465); empty answers the live routes with 503.
@@ -88,7 +92,7 @@ type Server struct {
 	o         Options
 	mux       *http.ServeMux
 	ticketKey []byte
-	tokenSum  [32]byte
+	tokenSums [][32]byte // Token's digest, then PreviousToken's
 	series    *merge.Reader
 	upstream  *http.Client
 	requests  *prometheus.CounterVec
@@ -102,6 +106,9 @@ func New(o Options) (*Server, error) {
 	}
 	if o.Token == "" && !o.InsecureNoAuth {
 		return nil, errors.New("server: no bearer token; set serve.token or serve.token_file (or --insecure-no-auth for development)")
+	}
+	if o.PreviousToken != "" && o.Token == "" {
+		return nil, errors.New("server: a previous token without a token; set serve.token to the new token, or remove serve.previous_token")
 	}
 	if o.RealtimeURL != "" {
 		u, err := url.Parse(o.RealtimeURL)
@@ -125,13 +132,18 @@ func New(o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, mux: http.NewServeMux(), ticketKey: make([]byte, 32), tokenSum: sha256.Sum256([]byte(o.Token)),
+	s := &Server{o: o, mux: http.NewServeMux(), ticketKey: make([]byte, 32),
 		// No overall timeout: the alert stream lives as long as the
 		// browser's request; each request carries its own context.
 		upstream: &http.Client{Transport: &http.Transport{ResponseHeaderTimeout: 10 * time.Second, MaxIdleConns: 4}},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lambdalog_serve_requests_total", Help: "HTTP requests by route and status code."}, []string{"route", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lambdalog_serve_request_seconds", Help: "HTTP request latency by route (streams excluded).",
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 8)}, []string{"route"}),
+	}
+	for _, t := range []string{o.Token, o.PreviousToken} {
+		if t != "" {
+			s.tokenSums = append(s.tokenSums, sha256.Sum256([]byte(t)))
+		}
 	}
 	if _, err := rand.Read(s.ticketKey); err != nil {
 		return nil, fmt.Errorf("server: ticket key: %w", err)
@@ -336,10 +348,15 @@ func (s *Server) authorized(r *http.Request, mode authMode) bool {
 }
 
 // tokenEqual compares SHA-256 digests in constant time, so neither the
-// content nor the length of the token leaks through timing.
+// content nor the length of the token leaks through timing; it compares
+// with every accepted digest, so neither does which one matched.
 func (s *Server) tokenEqual(tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1
+	ok := 0
+	for _, w := range s.tokenSums {
+		ok |= subtle.ConstantTimeCompare(sum[:], w[:])
+	}
+	return ok == 1
 }
 
 // newTicket returns base64url(expiry unix seconds, 8 bytes BE ||

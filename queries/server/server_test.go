@@ -158,6 +158,63 @@ func TestAuthAndSecurityHeaders(t *testing.T) {
 	}
 }
 
+// TestPreviousTokenDuringRotation: with serve.previous_token set, the old
+// token works wherever the new one does (API header, the page's ?token=,
+// a stream ticket and the stream it opens); any other token is refused,
+// and a previous token without a token is refused at start.
+func TestPreviousTokenDuringRotation(t *testing.T) {
+	const newTok, oldTok = "serve-new-tok", "serve-old-tok"
+	speed := newFakeSpeedLayer(t)
+	_, ts := newTestServer(t, Options{Token: newTok, PreviousToken: oldTok, RealtimeURL: speed.URL})
+	for _, c := range []struct {
+		tok  string
+		want int
+	}{{newTok, 200}, {oldTok, 200}, {"serve-other-tok", 401}, {oldTok + "x", 401}, {"", 401}} {
+		if r := get(t, ts.URL+"/api/reports", c.tok); r.StatusCode != c.want {
+			t.Errorf("/api/reports with %q: %d, want %d", c.tok, r.StatusCode, c.want)
+		}
+		if c.tok != "" {
+			if r := get(t, ts.URL+"/?token="+c.tok, ""); r.StatusCode != c.want {
+				t.Errorf("page with ?token=%s: %d, want %d", c.tok, r.StatusCode, c.want)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/stream-ticket", nil)
+		req.Header.Set("Authorization", "Bearer "+c.tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tk struct{ Ticket string }
+		json.NewDecoder(resp.Body).Decode(&tk)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("stream-ticket with %q: %d, want %d", c.tok, resp.StatusCode, c.want)
+		}
+		if c.want != 200 {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream?ticket="+tk.Ticket, nil)
+		sresp, err := http.DefaultClient.Do(sreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sresp.StatusCode != http.StatusOK {
+			t.Errorf("stream with the ticket of %q: %d", c.tok, sresp.StatusCode)
+		}
+		cancel()
+		sresp.Body.Close()
+	}
+	_, err := New(Options{Catalog: loadCatalog(t), PreviousToken: oldTok})
+	if err == nil || !strings.Contains(err.Error(), "no bearer token") {
+		t.Errorf("previous token only: %v, want no bearer token", err)
+	}
+	_, err = New(Options{Catalog: loadCatalog(t), PreviousToken: oldTok, InsecureNoAuth: true})
+	if err == nil || !strings.Contains(err.Error(), "serve.previous_token") {
+		t.Errorf("previous token, insecure-no-auth: %v, want a refusal naming serve.previous_token", err)
+	}
+}
+
 func TestStreamTicketAndAlertProxy(t *testing.T) {
 	speed := newFakeSpeedLayer(t)
 	now := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
