@@ -124,39 +124,41 @@ type Consumer struct {
 
 // Realtime configures the speed layer.
 type Realtime struct {
-	Rules                string   `yaml:"rules" doc:"YAML rules file; the shipped default rules when empty"`
-	HTTP                 string   `yaml:"http" doc:"listen address of the alert stream, live views and metrics"`
-	Group                string   `yaml:"group" doc:"consumer group of the speed layer"`
-	MaxOutOfOrder        Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
-	AllowedLateness      Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
-	TransactionInterval  Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
-	MaxKeys              int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
-	WebhookURL           string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
-	WebhookToken         Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
-	WebhookQueue         int      `yaml:"webhook_queue" doc:"alerts waiting for webhook delivery; more go to the dead-letter file"`
-	WebhookMaxAttempts   int      `yaml:"webhook_max_attempts" doc:"POSTs per alert (exponential backoff) before it is dead-lettered"`
-	WebhookDeadLetter    string   `yaml:"webhook_dead_letter" doc:"file (JSON lines) of alerts the webhook could not take; empty: logged only"`
-	SSEHistory           int      `yaml:"sse_history" doc:"recent alerts kept for Last-Event-ID resume of the alert stream"`
-	SSEMaxClients        int      `yaml:"sse_max_clients" doc:"concurrent alert stream clients; more get 503"`
-	MaxRulesBytes        int      `yaml:"max_rules_bytes" doc:"largest rules file accepted at start and on reload; a larger one is refused and the running rules stay"`
-	HTTPToken            Secret   `yaml:"http_token" doc:"bearer token required on the speed layer's /api (alert stream, live views); open when empty; serve sends it"`
-	HTTPTokenFile        string   `yaml:"http_token_file" doc:"file holding http_token"`
-	HTTPTLSCertFile      string   `yaml:"http_tls_cert_file" doc:"PEM certificate; serves realtime.http over HTTPS with http_tls_key_file"`
-	HTTPTLSKeyFile       string   `yaml:"http_tls_key_file" doc:"PEM key for http_tls_cert_file"`
-	HTTPRateLimit        int      `yaml:"http_rate_limit" doc:"requests per second per client IP on realtime.http (429 over it); 0 disables"`
-	HTTPRateBurst        int      `yaml:"http_rate_burst" doc:"requests a client may make at once on realtime.http"`
-	TransactionalID      string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
-	SessionTimeout       Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
-	AllowUncopartitioned bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
-	Repartition          bool     `yaml:"repartition" doc:"feed rules not keyed by partition_key (distributed_bruteforce, traffic_spike) through internal repartition topics keyed by the rule's key, so they are exact with several instances; false: exact with one instance only"`
-	RepartitionPrefix    string   `yaml:"repartition_topic_prefix" doc:"prefix of the repartition topics (prefix + key columns); group + \"-repartition-\" when empty; created at start with the largest source topic's partition count when missing"`
-	PartitionKey         string   `yaml:"partition_key" doc:"the column the source topics are keyed by (producers key by source address); rules keyed by it read the source topics directly"`
-	Minutes              bool     `yaml:"minutes" doc:"write the shared metrics' per-minute aggregates to ClickHouse (clickhouse.dsn, table rt_metric_minutes) for the merged series; false disables"`
-	MinutesFlush         Duration `yaml:"minutes_flush_interval" doc:"how often changed per-minute aggregates are written to ClickHouse"`
-	MinutesTolerance     Duration `yaml:"minutes_tolerance" doc:"event time the aggregates' writes may fall behind (ClickHouse down) and still be rebuilt by a restarted instance; lengthens the replay"`
-	MinutesMaxEntries    int      `yaml:"minutes_max_entries" doc:"cap on per-minute aggregate state (cells plus distinct values); events beyond it are counted and dropped"`
-	MemoryLimitMiB       int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog realtime in MiB: the Go GC collects harder as the heap nears it; about 3/4 of the container's memory limit, above the window state realtime.max_keys allows (a GOMEMLIMIT environment variable wins); 0: none"`
-	GCPercent            int      `yaml:"gc_percent" doc:"GOGC of lambdalog realtime: the heap grows this many percent over the live data (mostly the window state) before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
+	Rules                 string   `yaml:"rules" doc:"YAML rules file; the shipped default rules when empty"`
+	HTTP                  string   `yaml:"http" doc:"listen address of the alert stream, live views and metrics"`
+	Group                 string   `yaml:"group" doc:"consumer group of the speed layer"`
+	MaxOutOfOrder         Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
+	AllowedLateness       Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
+	TransactionInterval   Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
+	MaxKeys               int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
+	WebhookURL            string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
+	WebhookToken          Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
+	WebhookQueue          int      `yaml:"webhook_queue" doc:"alerts waiting for webhook delivery; more go to the dead-letter file"`
+	WebhookMaxAttempts    int      `yaml:"webhook_max_attempts" doc:"POSTs per alert (exponential backoff) before it is dead-lettered"`
+	WebhookDeadLetter     string   `yaml:"webhook_dead_letter" doc:"file (JSON lines) of alerts the webhook could not take; empty: logged only"`
+	SSEHistory            int      `yaml:"sse_history" doc:"recent alerts kept for Last-Event-ID resume of the alert stream"`
+	SSEMaxClients         int      `yaml:"sse_max_clients" doc:"concurrent alert stream clients; more get 503"`
+	MaxRulesBytes         int      `yaml:"max_rules_bytes" doc:"largest rules file accepted at start and on reload; a larger one is refused and the running rules stay"`
+	HTTPToken             Secret   `yaml:"http_token" doc:"bearer token required on the speed layer's /api (alert stream, live views); open when empty; serve sends it"`
+	HTTPTokenFile         string   `yaml:"http_token_file" doc:"file holding http_token"`
+	HTTPPreviousToken     Secret   `yaml:"http_previous_token" doc:"the http_token before a rotation, accepted as well as http_token until every client sends the new one; needs http_token; empty outside a rotation"`
+	HTTPPreviousTokenFile string   `yaml:"http_previous_token_file" doc:"file holding http_previous_token"`
+	HTTPTLSCertFile       string   `yaml:"http_tls_cert_file" doc:"PEM certificate; serves realtime.http over HTTPS with http_tls_key_file"`
+	HTTPTLSKeyFile        string   `yaml:"http_tls_key_file" doc:"PEM key for http_tls_cert_file"`
+	HTTPRateLimit         int      `yaml:"http_rate_limit" doc:"requests per second per client IP on realtime.http (429 over it); 0 disables"`
+	HTTPRateBurst         int      `yaml:"http_rate_burst" doc:"requests a client may make at once on realtime.http"`
+	TransactionalID       string   `yaml:"transactional_id" doc:"Kafka transactional id and static group member id; unique per instance, stable across its restarts; lambdalog-realtime-HOSTNAME when empty"`
+	SessionTimeout        Duration `yaml:"session_timeout" doc:"how soon a dead instance's partitions move to the others (a restarted one takes them back at once)"`
+	AllowUncopartitioned  bool     `yaml:"allow_uncopartitioned" doc:"start even when a sequence rule's topics differ in partition count (correct with one instance only)"`
+	Repartition           bool     `yaml:"repartition" doc:"feed rules not keyed by partition_key (distributed_bruteforce, traffic_spike) through internal repartition topics keyed by the rule's key, so they are exact with several instances; false: exact with one instance only"`
+	RepartitionPrefix     string   `yaml:"repartition_topic_prefix" doc:"prefix of the repartition topics (prefix + key columns); group + \"-repartition-\" when empty; created at start with the largest source topic's partition count when missing"`
+	PartitionKey          string   `yaml:"partition_key" doc:"the column the source topics are keyed by (producers key by source address); rules keyed by it read the source topics directly"`
+	Minutes               bool     `yaml:"minutes" doc:"write the shared metrics' per-minute aggregates to ClickHouse (clickhouse.dsn, table rt_metric_minutes) for the merged series; false disables"`
+	MinutesFlush          Duration `yaml:"minutes_flush_interval" doc:"how often changed per-minute aggregates are written to ClickHouse"`
+	MinutesTolerance      Duration `yaml:"minutes_tolerance" doc:"event time the aggregates' writes may fall behind (ClickHouse down) and still be rebuilt by a restarted instance; lengthens the replay"`
+	MinutesMaxEntries     int      `yaml:"minutes_max_entries" doc:"cap on per-minute aggregate state (cells plus distinct values); events beyond it are counted and dropped"`
+	MemoryLimitMiB        int      `yaml:"memory_limit_mib" doc:"soft memory limit of lambdalog realtime in MiB: the Go GC collects harder as the heap nears it; about 3/4 of the container's memory limit, above the window state realtime.max_keys allows (a GOMEMLIMIT environment variable wins); 0: none"`
+	GCPercent             int      `yaml:"gc_percent" doc:"GOGC of lambdalog realtime: the heap grows this many percent over the live data (mostly the window state) before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
 }
 
 // Batch configures the scheduled batch jobs.
@@ -188,28 +190,32 @@ type Schedule struct {
 
 // Serve configures the serving API and dashboard.
 type Serve struct {
-	Listen         string   `yaml:"listen" doc:"listen address of the API and dashboard"`
-	Token          Secret   `yaml:"token" doc:"bearer token required on /api and the dashboard"`
-	TokenFile      string   `yaml:"token_file" doc:"file holding the bearer token"`
-	InsecureNoAuth bool     `yaml:"insecure_no_auth" doc:"serve without a token (development only)"`
-	TLSCertFile    string   `yaml:"tls_cert_file" doc:"PEM certificate; enables HTTPS with tls_key_file"`
-	TLSKeyFile     string   `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
-	RealtimeURL    string   `yaml:"realtime_url" doc:"base URL of the speed layer's HTTP API (alert stream, live windows) proxied to the dashboard; http:// + realtime.http when empty"`
-	QueryTimeout   Duration `yaml:"query_timeout" doc:"longest a report or series query may run in ClickHouse"`
-	MaxRows        int      `yaml:"max_rows" doc:"most rows a report returns; larger results are an error, not silently cut"`
-	RateLimit      int      `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables; behind a proxy every client shares its IP"`
-	RateBurst      int      `yaml:"rate_burst" doc:"requests a client may make at once"`
+	Listen            string   `yaml:"listen" doc:"listen address of the API and dashboard"`
+	Token             Secret   `yaml:"token" doc:"bearer token required on /api and the dashboard"`
+	TokenFile         string   `yaml:"token_file" doc:"file holding the bearer token"`
+	PreviousToken     Secret   `yaml:"previous_token" doc:"the token before a rotation, accepted as well as token until every client sends the new one; needs token; empty outside a rotation"`
+	PreviousTokenFile string   `yaml:"previous_token_file" doc:"file holding previous_token"`
+	InsecureNoAuth    bool     `yaml:"insecure_no_auth" doc:"serve without a token (development only)"`
+	TLSCertFile       string   `yaml:"tls_cert_file" doc:"PEM certificate; enables HTTPS with tls_key_file"`
+	TLSKeyFile        string   `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+	RealtimeURL       string   `yaml:"realtime_url" doc:"base URL of the speed layer's HTTP API (alert stream, live windows) proxied to the dashboard; http:// + realtime.http when empty"`
+	QueryTimeout      Duration `yaml:"query_timeout" doc:"longest a report or series query may run in ClickHouse"`
+	MaxRows           int      `yaml:"max_rows" doc:"most rows a report returns; larger results are an error, not silently cut"`
+	RateLimit         int      `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables; behind a proxy every client shares its IP"`
+	RateBurst         int      `yaml:"rate_burst" doc:"requests a client may make at once"`
 }
 
 // Metrics secures the /metrics, /healthz and /readyz port of consume,
 // batch schedule, broker and hdfs (realtime and serve have their own keys).
 type Metrics struct {
-	Token       Secret `yaml:"token" doc:"bearer token (or basic-auth password) required on /metrics; /healthz and /readyz stay open; open when empty"`
-	TokenFile   string `yaml:"token_file" doc:"file holding the metrics token"`
-	TLSCertFile string `yaml:"tls_cert_file" doc:"PEM certificate; serves the metrics port over HTTPS with tls_key_file"`
-	TLSKeyFile  string `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
-	RateLimit   int    `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables"`
-	RateBurst   int    `yaml:"rate_burst" doc:"requests a client may make at once"`
+	Token             Secret `yaml:"token" doc:"bearer token (or basic-auth password) required on /metrics; /healthz and /readyz stay open; open when empty"`
+	TokenFile         string `yaml:"token_file" doc:"file holding the metrics token"`
+	PreviousToken     Secret `yaml:"previous_token" doc:"the token before a rotation, accepted as well as token on /metrics until every scraper sends the new one; needs token; empty outside a rotation"`
+	PreviousTokenFile string `yaml:"previous_token_file" doc:"file holding previous_token"`
+	TLSCertFile       string `yaml:"tls_cert_file" doc:"PEM certificate; serves the metrics port over HTTPS with tls_key_file"`
+	TLSKeyFile        string `yaml:"tls_key_file" doc:"PEM key for tls_cert_file"`
+	RateLimit         int    `yaml:"rate_limit" doc:"requests per second per client IP (429 over it); 0 disables"`
+	RateBurst         int    `yaml:"rate_burst" doc:"requests a client may make at once"`
 }
 
 // Log configures structured logging.

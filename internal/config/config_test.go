@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -278,5 +279,88 @@ func TestBatchAggregationMemoryChecked(t *testing.T) {
 	}
 	if d := Default(); d.Batch.AggregationMiB != 384 || d.Batch.SpillDir != "" {
 		t.Errorf("defaults changed: %+v", d.Batch)
+	}
+}
+
+// TestPreviousTokens: each previous token loads from YAML, the
+// environment or its _file key, comes back from its getter, is masked in
+// logs, and is refused without the current token, naming the key and the
+// fix.
+func TestPreviousTokens(t *testing.T) {
+	p := writeFile(t, "serve:\n  token: serve-new\n  previous_token: serve-old-yaml\n")
+	cfg, err := Loader{File: p, Env: []string{
+		"LAMBDALOG_REALTIME_HTTP_TOKEN=rt-new",
+		"LAMBDALOG_REALTIME_HTTP_PREVIOUS_TOKEN=rt-old-env",
+		"LAMBDALOG_METRICS_TOKEN=m-new",
+		"LAMBDALOG_METRICS_PREVIOUS_TOKEN_FILE=" + writeFile(t, "m-old-file\n"),
+	}}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, get := range map[string]func() (string, error){
+		"serve-old-yaml": cfg.Serve.PreviousBearerToken,
+		"rt-old-env":     cfg.Realtime.HTTPPreviousBearerToken,
+		"m-old-file":     cfg.Metrics.PreviousBearerToken,
+	} {
+		if got, err := get(); err != nil || got != name {
+			t.Errorf("previous token = %q, %v, want %q", got, err, name)
+		}
+	}
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "cfg", cfg)
+	for _, secret := range []string{"serve-old-yaml", "rt-old-env"} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("logs leak %q", secret)
+		}
+	}
+	// The same file keys, with the serve key from the file too.
+	cfg, err = Loader{Env: []string{
+		"LAMBDALOG_SERVE_TOKEN=serve-new",
+		"LAMBDALOG_SERVE_PREVIOUS_TOKEN_FILE=" + writeFile(t, "serve-old-file\n"),
+		"LAMBDALOG_REALTIME_HTTP_TOKEN=rt-new",
+		"LAMBDALOG_REALTIME_HTTP_PREVIOUS_TOKEN_FILE=" + writeFile(t, "rt-old-file"),
+	}}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := cfg.Serve.PreviousBearerToken(); s != "serve-old-file" {
+		t.Errorf("serve.previous_token_file: %q", s)
+	}
+	if r, _ := cfg.Realtime.HTTPPreviousBearerToken(); r != "rt-old-file" {
+		t.Errorf("realtime.http_previous_token_file: %q", r)
+	}
+	// Equal to the current token is fine (a rotation's first roll).
+	if _, err := (Loader{Env: []string{"LAMBDALOG_METRICS_TOKEN=same", "LAMBDALOG_METRICS_PREVIOUS_TOKEN=same"}}).Load(); err != nil {
+		t.Errorf("previous token equal to the token refused: %v", err)
+	}
+
+	_, err = Loader{Env: []string{
+		"LAMBDALOG_SERVE_PREVIOUS_TOKEN=serve-old",
+		"LAMBDALOG_REALTIME_HTTP_PREVIOUS_TOKEN_FILE=" + writeFile(t, "rt-old"),
+		"LAMBDALOG_METRICS_PREVIOUS_TOKEN=m-old",
+		"LAMBDALOG_METRICS_PREVIOUS_TOKEN_FILE=/nonexistent/metrics-old",
+	}}.Load()
+	got := map[string]Problem{}
+	for _, p := range Problems(err) {
+		if strings.Contains(p.Message, "is empty") {
+			got[p.Key] = p
+		}
+	}
+	for key, cur := range map[string]string{
+		"serve.previous_token":         "serve.token",
+		"realtime.http_previous_token": "realtime.http_token",
+		"metrics.previous_token":       "metrics.token",
+	} {
+		p, ok := got[key]
+		if !ok {
+			t.Errorf("no problem for %s without %s (all: %v)", key, cur, Problems(err))
+			continue
+		}
+		if !strings.Contains(p.Message, cur) || !strings.Contains(p.Fix, "set "+cur) || !strings.Contains(p.Fix, "remove "+key) {
+			t.Errorf("%s: %q, fix %q: want both keys named", key, p.Message, p.Fix)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(Problems(err)), "metrics.previous_token_file") {
+		t.Errorf("a missing previous token file is not reported: %v", Problems(err))
 	}
 }

@@ -63,23 +63,26 @@ func (c *Config) Validate() []Problem {
 		add("kafka.tls.cert_file", "cert_file and key_file go together")
 	}
 	ps = append(ps, checkFiles(map[string]string{
-		"kafka.tls.ca_file":            c.Kafka.TLS.CAFile,
-		"kafka.tls.cert_file":          c.Kafka.TLS.CertFile,
-		"kafka.tls.key_file":           c.Kafka.TLS.KeyFile,
-		"kafka.sasl.password_file":     c.Kafka.SASL.PasswordFile,
-		"serve.token_file":             c.Serve.TokenFile,
-		"serve.tls_cert_file":          c.Serve.TLSCertFile,
-		"serve.tls_key_file":           c.Serve.TLSKeyFile,
-		"dataset.hdfs.kerberos_keytab": c.Dataset.HDFS.KerberosKeytab,
-		"dataset.hdfs.kerberos_ccache": c.Dataset.HDFS.KerberosCCache,
-		"dataset.hdfs.kerberos_config": c.Dataset.HDFS.KerberosConfig,
-		"realtime.rules":               c.Realtime.Rules,
-		"realtime.http_token_file":     c.Realtime.HTTPTokenFile,
-		"realtime.http_tls_cert_file":  c.Realtime.HTTPTLSCertFile,
-		"realtime.http_tls_key_file":   c.Realtime.HTTPTLSKeyFile,
-		"metrics.token_file":           c.Metrics.TokenFile,
-		"metrics.tls_cert_file":        c.Metrics.TLSCertFile,
-		"metrics.tls_key_file":         c.Metrics.TLSKeyFile,
+		"kafka.tls.ca_file":                 c.Kafka.TLS.CAFile,
+		"kafka.tls.cert_file":               c.Kafka.TLS.CertFile,
+		"kafka.tls.key_file":                c.Kafka.TLS.KeyFile,
+		"kafka.sasl.password_file":          c.Kafka.SASL.PasswordFile,
+		"serve.token_file":                  c.Serve.TokenFile,
+		"serve.previous_token_file":         c.Serve.PreviousTokenFile,
+		"serve.tls_cert_file":               c.Serve.TLSCertFile,
+		"serve.tls_key_file":                c.Serve.TLSKeyFile,
+		"dataset.hdfs.kerberos_keytab":      c.Dataset.HDFS.KerberosKeytab,
+		"dataset.hdfs.kerberos_ccache":      c.Dataset.HDFS.KerberosCCache,
+		"dataset.hdfs.kerberos_config":      c.Dataset.HDFS.KerberosConfig,
+		"realtime.rules":                    c.Realtime.Rules,
+		"realtime.http_token_file":          c.Realtime.HTTPTokenFile,
+		"realtime.http_previous_token_file": c.Realtime.HTTPPreviousTokenFile,
+		"realtime.http_tls_cert_file":       c.Realtime.HTTPTLSCertFile,
+		"realtime.http_tls_key_file":        c.Realtime.HTTPTLSKeyFile,
+		"metrics.token_file":                c.Metrics.TokenFile,
+		"metrics.previous_token_file":       c.Metrics.PreviousTokenFile,
+		"metrics.tls_cert_file":             c.Metrics.TLSCertFile,
+		"metrics.tls_key_file":              c.Metrics.TLSKeyFile,
 	})...)
 
 	if c.Topics.Partitions < 1 {
@@ -245,6 +248,22 @@ func (c *Config) Validate() []Problem {
 	if (c.Serve.TLSCertFile == "") != (c.Serve.TLSKeyFile == "") {
 		add("serve.tls_cert_file", "tls_cert_file and tls_key_file go together")
 	}
+	// A previous token alone would leave the port open (serve would not
+	// start) while its operator believes it guarded.
+	set := func(v Secret, file string) bool { return v != "" || file != "" }
+	for _, t := range []struct {
+		prev, cur         string
+		hasPrev, hasToken bool
+	}{
+		{"serve.previous_token", "serve.token", set(c.Serve.PreviousToken, c.Serve.PreviousTokenFile), set(c.Serve.Token, c.Serve.TokenFile)},
+		{"realtime.http_previous_token", "realtime.http_token", set(c.Realtime.HTTPPreviousToken, c.Realtime.HTTPPreviousTokenFile), set(c.Realtime.HTTPToken, c.Realtime.HTTPTokenFile)},
+		{"metrics.previous_token", "metrics.token", set(c.Metrics.PreviousToken, c.Metrics.PreviousTokenFile), set(c.Metrics.Token, c.Metrics.TokenFile)},
+	} {
+		if t.hasPrev && !t.hasToken {
+			ps = append(ps, Problem{Key: t.prev, Message: "set while " + t.cur + " is empty: a previous token is accepted only beside the current one",
+				Fix: "set " + t.cur + " (or " + t.cur + "_file) to the new token, or remove " + t.prev + " and " + t.prev + "_file"})
+		}
+	}
 	if !contains([]string{"text", "json"}, c.Log.Format) {
 		add("log.format", fmt.Sprintf("unknown format %q", c.Log.Format))
 	}
@@ -336,6 +355,24 @@ func (r Realtime) HTTPBearerToken() (string, error) {
 // BearerToken returns the metrics token from token or token_file.
 func (m Metrics) BearerToken() (string, error) {
 	return secretValue(m.Token, m.TokenFile, "metrics.token_file")
+}
+
+// PreviousBearerToken returns the serving token being rotated out, from
+// previous_token or previous_token_file ("" outside a rotation).
+func (s Serve) PreviousBearerToken() (string, error) {
+	return secretValue(s.PreviousToken, s.PreviousTokenFile, "serve.previous_token_file")
+}
+
+// HTTPPreviousBearerToken returns the speed layer's API token being
+// rotated out, from http_previous_token or http_previous_token_file.
+func (r Realtime) HTTPPreviousBearerToken() (string, error) {
+	return secretValue(r.HTTPPreviousToken, r.HTTPPreviousTokenFile, "realtime.http_previous_token_file")
+}
+
+// PreviousBearerToken returns the metrics token being rotated out, from
+// previous_token or previous_token_file.
+func (m Metrics) PreviousBearerToken() (string, error) {
+	return secretValue(m.PreviousToken, m.PreviousTokenFile, "metrics.previous_token_file")
 }
 
 func secretValue(v Secret, file, key string) (string, error) {
