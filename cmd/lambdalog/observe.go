@@ -45,16 +45,36 @@ func observe(ctx context.Context, e *env, addr string, reg *prometheus.Registry,
 // metricsPathTokens guards /metrics on an API port (serve, realtime)
 // with metrics.token, the scrapers' secret, when one is set: the port's
 // own token is the API clients', and /metrics there would otherwise be
-// open.
-func metricsPathTokens(e *env) (map[string]string, error) {
-	tok, err := e.cfg.Metrics.BearerToken()
+// open. prev holds metrics.previous_token during a rotation.
+func metricsPathTokens(e *env) (cur, prev map[string]string, err error) {
+	tok, prevTok, err := metricsTokens(e)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, nil, err
 	}
 	if tok == "" {
-		return nil, nil
+		if prevTok != "" { // an empty token file: refuse rather than leave /metrics open
+			return nil, nil, usagef("metrics.previous_token is set but metrics.token is empty; set metrics.token to the new token or remove metrics.previous_token")
+		}
+		return nil, nil, nil
 	}
-	return map[string]string{"/metrics": tok}, nil
+	cur = map[string]string{"/metrics": tok}
+	if prevTok != "" {
+		prev = map[string]string{"/metrics": prevTok}
+	}
+	return cur, prev, nil
+}
+
+// metricsTokens reads metrics.token and metrics.previous_token (either
+// from its _file key).
+func metricsTokens(e *env) (tok, prev string, err error) {
+	m := e.cfg.Metrics
+	if tok, err = m.BearerToken(); err != nil {
+		return "", "", usageError{err.Error()}
+	}
+	if prev, err = m.PreviousBearerToken(); err != nil {
+		return "", "", usageError{err.Error()}
+	}
+	return tok, prev, nil
 }
 
 // metricsHTTP serves a metrics port with the metrics.* keys: TLS, a
@@ -64,11 +84,11 @@ func metricsPathTokens(e *env) (map[string]string, error) {
 // standard timeouts.
 func metricsHTTP(e *env, routes http.Handler, reg prometheus.Registerer) (*httpserve.Server, error) {
 	m := e.cfg.Metrics
-	tok, err := m.BearerToken()
+	tok, prev, err := metricsTokens(e)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, err
 	}
-	return httpserve.New(httpserve.Options{Name: "metrics", Handler: routes, Token: tok, OpenPaths: []string{"/healthz", "/readyz"},
+	return httpserve.New(httpserve.Options{Name: "metrics", Handler: routes, Token: tok, PreviousToken: prev, OpenPaths: []string{"/healthz", "/readyz"},
 		TLSCertFile: m.TLSCertFile, TLSKeyFile: m.TLSKeyFile,
 		RateLimit: float64(m.RateLimit), RateBurst: m.RateBurst, MaxBodyBytes: 1 << 10,
 		Registerer: reg, Logger: e.log})

@@ -48,7 +48,8 @@ On --http it serves the live alert stream (Server-Sent Events) at
 /api/alerts/stream with Last-Event-ID resume, the live top keys of the rules'
 windows at /api/windows/top?rule=ID&n=N, and /metrics, /healthz, /readyz.
 With realtime.http_token (or http_token_file) /api needs 'Authorization:
-Bearer T' (health and metrics stay open); HTTPS with realtime.http_tls_cert_file
+Bearer T' (health and metrics stay open; realtime.http_previous_token is
+accepted too during a rotation); HTTPS with realtime.http_tls_cert_file
 and http_tls_key_file; more than realtime.http_rate_limit requests per second
 from one client get 429, more than realtime.sse_max_clients streams 503.
 With realtime.webhook_url every alert is also POSTed there.
@@ -164,11 +165,16 @@ func realtimeHTTP(e *env, rt *realtimeLayer, routes http.Handler, reg prometheus
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	pathTokens, err := metricsPathTokens(e)
+	prev, err := c.HTTPPreviousBearerToken()
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	pathTokens, prevPathTokens, err := metricsPathTokens(e)
 	if err != nil {
 		return nil, err
 	}
-	hs, err := httpserve.New(httpserve.Options{Name: "realtime", Handler: routes, Token: tok, PathTokens: pathTokens,
+	hs, err := httpserve.New(httpserve.Options{Name: "realtime", Handler: routes, Token: tok, PreviousToken: prev,
+		PathTokens: pathTokens, PathPreviousTokens: prevPathTokens,
 		TLSCertFile: c.HTTPTLSCertFile, TLSKeyFile: c.HTTPTLSKeyFile,
 		RateLimit: float64(c.HTTPRateLimit), RateBurst: c.HTTPRateBurst, MaxBodyBytes: 1 << 10,
 		Registerer: reg, Logger: e.log})

@@ -40,7 +40,8 @@ the dashboard at /, with /healthz, /readyz and /metrics on the same port.
 
 Every /api/ route and the page need the bearer token (serve.token,
 serve.token_file or LAMBDALOG_SERVE_TOKEN) as 'Authorization: Bearer T';
-open the dashboard once as /?token=T. serve refuses to start without a token
+open the dashboard once as /?token=T. During a rotation serve.previous_token
+is accepted too. serve refuses to start without a token
 unless --insecure-no-auth. HTTPS with serve.tls_cert_file and
 serve.tls_key_file. More than serve.rate_limit requests per second from one
 client get 429. Creates the real-time metric table in ClickHouse on
@@ -101,11 +102,11 @@ start. Serves until SIGINT or SIGTERM. See docs/queries.md.`,
 // counted here through server.Options.Reject.
 func serveHTTP(e *env, srv *server.Server, reg prometheus.Registerer) (*httpserve.Server, error) {
 	s := e.cfg.Serve
-	pathTokens, err := metricsPathTokens(e)
+	pathTokens, prevPathTokens, err := metricsPathTokens(e)
 	if err != nil {
 		return nil, err
 	}
-	return httpserve.New(httpserve.Options{Name: "serve", Handler: srv.Handler(), PathTokens: pathTokens,
+	return httpserve.New(httpserve.Options{Name: "serve", Handler: srv.Handler(), PathTokens: pathTokens, PathPreviousTokens: prevPathTokens,
 		TLSCertFile: s.TLSCertFile, TLSKeyFile: s.TLSKeyFile,
 		RateLimit: float64(s.RateLimit), RateBurst: s.RateBurst,
 		MaxBodyBytes: 1 << 10, MaxHeaderBytes: 16 << 10,
@@ -171,10 +172,16 @@ func startServe(ctx context.Context, e *env, ln net.Listener, token string) (*se
 		db.Close()
 		return nil, usageError{err.Error()}
 	}
+	prevTok, err := s.PreviousBearerToken()
+	if err != nil {
+		cl.Close()
+		db.Close()
+		return nil, usageError{err.Error()}
+	}
 	reg := obs.NewRegistry()
 	var hs *httpserve.Server // set below; the server counts its refusals through it
 	srv, err := server.New(server.Options{
-		Catalog: cat, DB: db, Token: token, InsecureNoAuth: s.InsecureNoAuth, RealtimeURL: rt, RealtimeToken: rtTok,
+		Catalog: cat, DB: db, Token: token, PreviousToken: prevTok, InsecureNoAuth: s.InsecureNoAuth, RealtimeURL: rt, RealtimeToken: rtTok,
 		Reject:       func(r *http.Request, reason string) { hs.Count(r, reason) },
 		Health:       server.NewPipeline(server.PipelineOptions{Kafka: kadm.NewClient(cl), Topics: topics, Groups: groups, DB: db}),
 		QueryTimeout: s.QueryTimeout.D(), MaxRows: s.MaxRows, Registry: reg,
