@@ -3,6 +3,7 @@ package chload
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -70,6 +71,24 @@ func fixture(t testing.TB, n int) (storage.FS, []schemas.Record, *source.Layout)
 	g := batchtest.NewGen(7, 200)
 	from := time.Date(2026, 4, 1, 22, 0, 0, 0, time.UTC)
 	recs := g.Events(n, from, from.Add(28*time.Hour), [4]int{4, 3, 1, 3})
+	if _, err := batchtest.WriteLayout(context.Background(), fsys, recs, batchtest.WriteOptions{RowGroupRows: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	return fsys, recs, &source.Layout{FS: fsys, Datasets: reports.ReportDatasets()}
+}
+
+// fixtureShuffled is fixture with the records written in random order,
+// so every file's rows are out of time order.
+func fixtureShuffled(t testing.TB, n int) (storage.FS, []schemas.Record, *source.Layout) {
+	t.Helper()
+	fsys, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := batchtest.NewGen(7, 200)
+	from := time.Date(2026, 4, 1, 22, 0, 0, 0, time.UTC)
+	recs := g.Events(n, from, from.Add(28*time.Hour), [4]int{4, 3, 1, 3})
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
 	if _, err := batchtest.WriteLayout(context.Background(), fsys, recs, batchtest.WriteOptions{RowGroupRows: 1000}); err != nil {
 		t.Fatal(err)
 	}
@@ -327,16 +346,35 @@ func TestHistory(t *testing.T) {
 // few hundred rows sent in smaller network blocks, and checks that every
 // row arrives exactly once with each column's value from its own record
 // (the loader reorders rows by the ORDER BY key), and that the server wrote
-// every block without sorting it again.
+// every block without sorting it again. "shuffled" writes each file's
+// rows out of time order, so the loader reorders them within each bucket
+// (the path where a bucket's rows are not sent as one slice).
 func TestLoadEventsSortedExactly(t *testing.T) {
 	db := openDB(t)
+	for _, shuffled := range []bool{false, true} {
+		t.Run(map[bool]string{false: "in order", true: "shuffled"}[shuffled], func(t *testing.T) {
+			testLoadEventsSortedExactly(t, db, shuffled)
+		})
+	}
+}
+
+func testLoadEventsSortedExactly(t *testing.T, db *chdb.DB, shuffled bool) {
 	l := New(db, nil)
 	l.FlushRows, l.SendRows = 700, 250
 	ctx := context.Background()
 	if _, err := l.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fsys, recs, src := fixture(t, 8000)
+	var (
+		fsys storage.FS
+		recs []schemas.Record
+		src  *source.Layout
+	)
+	if shuffled {
+		fsys, recs, src = fixtureShuffled(t, 8000)
+	} else {
+		fsys, recs, src = fixture(t, 8000)
+	}
 	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
 	writerEvents := func() (blocks, sorted uint64) {
 		t.Helper()
