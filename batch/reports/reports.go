@@ -316,47 +316,100 @@ func (s *SummaryRow) Score() int64 {
 // summaryQueries are the per-source-IP day results the summary joins.
 var summaryQueries = []string{"auth_ip_day", "firewall_scan_day", "ids_ip_day", "web_client_day"}
 
-func summaryInput(query string) bool {
-	for _, q := range summaryQueries {
+// summaryIndex returns query's index in summaryQueries, or -1.
+func summaryIndex(query string) int {
+	for i, q := range summaryQueries {
 		if q == query {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
-// summaryAcc joins the summary's inputs by source IP.
+func summaryInput(query string) bool { return summaryIndex(query) >= 0 }
+
+// setInput sets the fields of input qi (an index into summaryQueries)
+// from one of its rows' values.
+func (s *SummaryRow) setInput(qi int, v []int64) {
+	switch qi {
+	case 0:
+		s.AuthFailures, s.AuthDistinctUsers = v[0], v[3]
+	case 1:
+		s.FirewallBlocked, s.FirewallPorts = v[0], v[1]
+	case 2:
+		s.IDSAlerts, s.IDSSev1, s.IDSSev2 = v[0], v[1], v[2]
+	case 3:
+		s.WebRequests, s.Web4xx, s.Web5xx = v[0], v[1], v[2]
+	}
+}
+
+// copyInput copies the fields of input qi from src.
+func (s *SummaryRow) copyInput(qi int, src *SummaryRow) {
+	switch qi {
+	case 0:
+		s.AuthFailures, s.AuthDistinctUsers = src.AuthFailures, src.AuthDistinctUsers
+	case 1:
+		s.FirewallBlocked, s.FirewallPorts = src.FirewallBlocked, src.FirewallPorts
+	case 2:
+		s.IDSAlerts, s.IDSSev1, s.IDSSev2 = src.IDSAlerts, src.IDSSev1, src.IDSSev2
+	case 3:
+		s.WebRequests, s.Web4xx, s.Web5xx = src.WebRequests, src.Web4xx, src.Web5xx
+	}
+}
+
+// summaryEntry is one source's joined row and which inputs set it: a
+// spilled entry carries the mask so that the join at the end applies
+// exactly the fields its inputs set, in the order they came.
+type summaryEntry struct {
+	row SummaryRow
+	set uint8 // bit qi: input qi set its fields
+}
+
+// summaryAcc joins the summary's inputs by source IP. With limit > 0 the
+// in-memory map is bounded and spills past it (summary_spill.go).
 type summaryAcc struct {
-	by map[string]*SummaryRow
+	by map[string]*summaryEntry
+	// limit is what the map may hold in estimated bytes (0: unbounded);
+	// sp owns the spill directory and files the entries written past it.
+	limit int64
+	sp    *spiller
+	files []spillFile
+	bytes int64 // written to files
+	peak  int64 // the map's largest estimated size
 }
 
-func (a *summaryAcc) add(query string, rows []Row) {
+func newSummaryAcc() *summaryAcc { return &summaryAcc{by: map[string]*summaryEntry{}} }
+
+// add joins rows of query (one of summaryQueries). Under a limit, a
+// new source that would take the map past it spills the map first.
+func (a *summaryAcc) add(query string, rows []Row) error {
+	qi := summaryIndex(query)
 	for _, r := range rows {
-		s := a.by[r.Keys[0]]
-		if s == nil {
-			s = &SummaryRow{SourceIP: r.Keys[0]}
-			a.by[r.Keys[0]] = s
+		e := a.by[r.Keys[0]]
+		if e == nil {
+			if a.limit > 0 && a.size()+bytesPerSummaryEntry > a.limit && len(a.by) > 0 {
+				if err := a.spill(); err != nil {
+					return err
+				}
+			}
+			e = &summaryEntry{row: SummaryRow{SourceIP: r.Keys[0]}}
+			a.by[r.Keys[0]] = e
+			a.peak = max(a.peak, a.size())
 		}
-		switch query {
-		case "auth_ip_day":
-			s.AuthFailures, s.AuthDistinctUsers = r.Values[0], r.Values[3]
-		case "firewall_scan_day":
-			s.FirewallBlocked, s.FirewallPorts = r.Values[0], r.Values[1]
-		case "ids_ip_day":
-			s.IDSAlerts, s.IDSSev1, s.IDSSev2 = r.Values[0], r.Values[1], r.Values[2]
-		case "web_client_day":
-			s.WebRequests, s.Web4xx, s.Web5xx = r.Values[0], r.Values[1], r.Values[2]
-		}
+		e.row.setInput(qi, r.Values)
+		e.set |= 1 << qi
 	}
+	return nil
 }
 
-// rows returns every source with a positive risk, riskiest first (ties by
+// ranked keeps the rows with a positive risk and a source IP, scored,
+// and sorts them riskiest first, ties by IP (a total order: one row per
 // IP).
-func (a *summaryAcc) rows() []SummaryRow {
-	var out []SummaryRow
-	for _, s := range a.by {
+func ranked(rows []SummaryRow) []SummaryRow {
+	out := rows[:0]
+	for _, s := range rows {
 		if s.Risk = s.Score(); s.Risk > 0 && s.SourceIP != "" {
-			out = append(out, *s)
+			out = append(out, s)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -368,12 +421,23 @@ func (a *summaryAcc) rows() []SummaryRow {
 	return out
 }
 
+// rows returns every source of the in-memory map with a positive risk,
+// riskiest first (ties by IP).
+func (a *summaryAcc) rows() []SummaryRow {
+	out := make([]SummaryRow, 0, len(a.by))
+	for _, e := range a.by {
+		out = append(out, e.row)
+	}
+	return ranked(out)
+}
+
 // Summary joins the per-source-IP day results of the four datasets and
 // returns every source with a positive risk, riskiest first (ties by IP).
 func (o *Output) Summary() []SummaryRow {
-	a := &summaryAcc{by: map[string]*SummaryRow{}}
+	a := newSummaryAcc()
 	for _, q := range summaryQueries {
-		a.add(q, o.Results[q].Rows)
+		// Unbounded (no limit): add never spills, so it cannot fail.
+		_ = a.add(q, o.Results[q].Rows)
 	}
 	return a.rows()
 }

@@ -95,12 +95,18 @@ type spillFile struct {
 }
 
 func newSpiller(parent string, nq int) *spiller {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	s := &spiller{parent: parent, nq: nq}
-	s.stale, s.staleErr = removeStaleSpillDirs(parent)
+	s := &spiller{parent: spillParent(parent), nq: nq}
+	s.stale, s.staleErr = removeStaleSpillDirs(s.parent)
 	return s
+}
+
+// spillParent is where spill directories go: dir, or the system's temp
+// directory.
+func spillParent(dir string) string {
+	if dir == "" {
+		return os.TempDir()
+	}
+	return dir
 }
 
 // spilled reports whether any state went to disk.

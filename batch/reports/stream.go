@@ -28,10 +28,17 @@ type ComputeStats struct {
 	RowsRead int64
 	// Bytes counts the Parquet bytes opened.
 	Bytes int64
-	// SpillFiles and SpillBytes count the aggregation state written to
-	// disk because it exceeded Options.MemoryBudget.
-	SpillFiles int
-	SpillBytes int64
+	// SpillFiles and SpillBytes count the aggregation state and the
+	// security summary's join entries written to disk because they
+	// exceeded Options.MemoryBudget; SummarySpillBytes is the summary's
+	// part.
+	SpillFiles        int
+	SpillBytes        int64
+	SummarySpillBytes int64
+	// SummaryPeakBytes is the largest estimated size of the summary's
+	// in-memory join (bytesPerSummaryEntry per source IP): under a
+	// budget it stays within the summary's share (summaryLimit).
+	SummaryPeakBytes int64
 	// StaleSpillDirs are spill directories of dead runs (kill -9)
 	// removed from Options.SpillDir at the start; StaleSpillErr says
 	// what could not be.
@@ -48,10 +55,21 @@ type ComputeStats struct {
 // query's rows at most emitRows at a time, or one spill bucket's when the
 // state spilled. What stays in memory for the whole run is the ranked
 // tables' candidates (TopN rows each) and the summary's join of the
-// per-source-IP day results (one SummaryRow per source IP with any
-// activity). The ranked tables are handed over last.
+// per-source-IP day results (one entry per source IP with any activity;
+// under Options.MemoryBudget it gets 1/summaryBudgetShare of the budget
+// and spills past it, the scans get the rest: summary_spill.go). The
+// ranked tables are handed over last.
 func ComputeTo(ctx context.Context, src source.Source, fsys storage.FS, from, to time.Time, o Options, sink Sink) (ComputeStats, error) {
 	var st ComputeStats
+	sum := newSummaryAcc()
+	if o.MemoryBudget > 0 {
+		// The summary's map lives across every scan, so its share comes
+		// out of the scans' budget.
+		sum.limit = summaryLimit(o.MemoryBudget)
+		o.MemoryBudget = max(o.MemoryBudget-sum.limit, 1)
+		sum.sp = &spiller{parent: spillParent(o.SpillDir)}
+		defer sum.close()
+	}
 	specs := tableSpecs()
 	schemas := TableSchemas()
 	byName := map[string]*Table{}
@@ -66,7 +84,6 @@ func ComputeTo(ctx context.Context, src source.Source, fsys storage.FS, from, to
 		return sink.Rows(ctx, byName[name], rows)
 	}
 	tops := map[string]*topAcc{}
-	sum := &summaryAcc{by: map[string]*SummaryRow{}}
 	for _, ds := range reportDatasets {
 		files, err := src.Files(ctx, ds, from, to)
 		if err != nil {
@@ -103,7 +120,9 @@ func ComputeTo(ctx context.Context, src source.Source, fsys storage.FS, from, to
 				a.add(rows)
 			}
 			if u.sum {
-				sum.add(q.Name, rows)
+				if err := sum.add(q.Name, rows); err != nil {
+					return err
+				}
 			}
 			if name, ok := strings.CutPrefix(q.Name, "metric:"); ok {
 				mrows := make([]Row, len(rows))
@@ -138,10 +157,20 @@ func ComputeTo(ctx context.Context, src source.Source, fsys storage.FS, from, to
 				return st, err
 			}
 		case specSummary:
-			if err := send(ctx, sp.name, summaryRows(from, sum.rows())); err != nil {
+			rows, err := sum.top(ctx, TopN)
+			st.SpillFiles += len(sum.files)
+			st.SpillBytes += sum.bytes
+			st.SummarySpillBytes, st.SummaryPeakBytes = sum.bytes, sum.peak
+			if err != nil {
+				return st, err
+			}
+			if err := send(ctx, sp.name, summaryRows(from, rows)); err != nil {
 				return st, err
 			}
 		}
+	}
+	if err := sum.close(); err != nil {
+		return st, err
 	}
 	return st, nil
 }
