@@ -134,6 +134,12 @@ func TestSpillEqualsInMemory(t *testing.T) {
 				if (st.SpillFiles > 0) != (budget > 0) || st.RowsRead != want.RowsRead {
 					t.Errorf("ComputeTo budget %d: %d spill files, %d rows read (want %d)", budget, st.SpillFiles, st.RowsRead, want.RowsRead)
 				}
+				// The summary's join stays within its share by spilling;
+				// unbounded it is far over that share.
+				if lim := summaryLimit(64 << 10); budget > 0 && (st.SummarySpillBytes == 0 || st.SummaryPeakBytes > lim) ||
+					budget == 0 && st.SummaryPeakBytes <= 4*lim {
+					t.Errorf("ComputeTo budget %d: summary spilled %d bytes, its map peaked at %d B (share %d B)", budget, st.SummarySpillBytes, st.SummaryPeakBytes, lim)
+				}
 				s := c.output()
 				if st.RowsOut != int64(c.rows) {
 					t.Errorf("ComputeTo budget %d: RowsOut %d, sink got %d", budget, st.RowsOut, c.rows)
