@@ -177,7 +177,7 @@ type Batch struct {
 	LeaseTTL        Duration   `yaml:"lease_ttl" doc:"batch run --split: how long a worker's claim on a (job, interval) lasts without renewal; a dead worker's unit is taken over after this"`
 	MemoryLimitMiB  int        `yaml:"memory_limit_mib" doc:"soft memory limit of batch processes in MiB: the Go GC collects harder as the heap nears it, so peak RSS stays near the live data (a GOMEMLIMIT environment variable wins); 0: none"`
 	GCPercent       int        `yaml:"gc_percent" doc:"GOGC of batch processes: the heap grows this many percent over the live data before a collection; above Go's 100 it spends less CPU on the GC while memory_limit_mib caps the heap (a GOGC environment variable wins); 0: Go's default"`
-	AggregationMiB  int        `yaml:"aggregation_memory_mib" doc:"memory budget of the reports job's aggregation state (group-by maps, exact distinct sets) in MiB; past it the state is spilled to batch.spill_dir and merged bucket by bucket (slower, same results); below batch.memory_limit_mib"`
+	AggregationMiB  int        `yaml:"aggregation_memory_mib" doc:"memory budget of the reports job's aggregation state (group-by maps, exact distinct sets, and an eighth of it for the security summary's join by source IP) in MiB; past it the state is spilled to batch.spill_dir and merged bucket by bucket (slower, same results); below batch.memory_limit_mib"`
 	SpillDir        string     `yaml:"spill_dir" doc:"absolute path of the directory for the reports job's spill files (removed when the job ends); empty: the system temp directory (TMPDIR)"`
 }
 
