@@ -63,23 +63,16 @@ func TestMigrateIdempotent(t *testing.T) {
 }
 
 func fixture(t testing.TB, n int) (storage.FS, []schemas.Record, *source.Layout) {
-	t.Helper()
-	fsys, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := batchtest.NewGen(7, 200)
-	from := time.Date(2026, 4, 1, 22, 0, 0, 0, time.UTC)
-	recs := g.Events(n, from, from.Add(28*time.Hour), [4]int{4, 3, 1, 3})
-	if _, err := batchtest.WriteLayout(context.Background(), fsys, recs, batchtest.WriteOptions{RowGroupRows: 1000}); err != nil {
-		t.Fatal(err)
-	}
-	return fsys, recs, &source.Layout{FS: fsys, Datasets: reports.ReportDatasets()}
+	return writeFixture(t, n, false)
 }
 
 // fixtureShuffled is fixture with the records written in random order,
 // so every file's rows are out of time order.
 func fixtureShuffled(t testing.TB, n int) (storage.FS, []schemas.Record, *source.Layout) {
+	return writeFixture(t, n, true)
+}
+
+func writeFixture(t testing.TB, n int, shuffle bool) (storage.FS, []schemas.Record, *source.Layout) {
 	t.Helper()
 	fsys, err := storage.Open(context.Background(), "file://"+t.TempDir(), storage.Options{})
 	if err != nil {
@@ -88,7 +81,9 @@ func fixtureShuffled(t testing.TB, n int) (storage.FS, []schemas.Record, *source
 	g := batchtest.NewGen(7, 200)
 	from := time.Date(2026, 4, 1, 22, 0, 0, 0, time.UTC)
 	recs := g.Events(n, from, from.Add(28*time.Hour), [4]int{4, 3, 1, 3})
-	rand.New(rand.NewPCG(3, 4)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	if shuffle {
+		rand.New(rand.NewPCG(3, 4)).Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+	}
 	if _, err := batchtest.WriteLayout(context.Background(), fsys, recs, batchtest.WriteOptions{RowGroupRows: 1000}); err != nil {
 		t.Fatal(err)
 	}
