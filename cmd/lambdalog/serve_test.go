@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -136,27 +137,7 @@ func TestServeDashboardInChromium(t *testing.T) {
 	const token = "e2e-token-0123456789"
 	cmd := lambdalog(ctx, t, "serve", "--listen", "127.0.0.1:0", "--clickhouse", fx.DSN, "--brokers", broker, "--realtime-url", speed)
 	cmd.Env = append(cmd.Env, "LAMBDALOG_SERVE_TOKEN="+token)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("serve did not start: %v\n%s", err, stderr.String())
-	}
-	base := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "serving on ")), "/")
-	if !strings.HasPrefix(base, "http://127.0.0.1:") {
-		t.Fatalf("unexpected first line %q", line)
-	}
+	base, stderr := runServeBinary(t, cmd)
 
 	downloads := t.TempDir()
 	actx, acancel := chromedp.NewExecAllocator(ctx,
@@ -376,4 +357,33 @@ func waitHTTP(t *testing.T, url, want string, timeout time.Duration) {
 		}
 	}
 	t.Fatalf("%s: no 200 with %q within %v; last: %s", url, want, timeout, last)
+}
+
+// runServeBinary starts a `lambdalog serve` command, stops it (SIGINT) when
+// the test ends, and returns the base URL from its first line ("serving
+// on URL") and its stderr.
+func runServeBinary(t *testing.T, cmd *exec.Cmd) (base string, stderr *syncBuffer) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("serve did not start: %v\n%s", err, stderr.String())
+	}
+	base = strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "serving on ")), "/")
+	if !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("unexpected first line %q", line)
+	}
+	return base, stderr
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -143,27 +142,7 @@ func TestServeBinaryAcceptsPreviousToken(t *testing.T) {
 		"LAMBDALOG_METRICS_TOKEN="+rotNewMetrics,
 		"LAMBDALOG_METRICS_PREVIOUS_TOKEN="+rotOldMetrics,
 	)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		cmd.Wait()
-	})
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("serve did not start: %v\n%s", err, stderr.String())
-	}
-	base := strings.TrimSuffix(strings.TrimSpace(strings.TrimPrefix(line, "serving on ")), "/")
-	if !strings.HasPrefix(base, "http://127.0.0.1:") {
-		t.Fatalf("unexpected first line %q", line)
-	}
+	base, stderr := runServeBinary(t, cmd)
 	cl := &http.Client{Timeout: 10 * time.Second}
 	checkRotation(t, cl, base, "/api/reports", false, []string{rotNew, rotOld}, rotOther, rotOldMetrics)
 	checkRotation(t, cl, base, "/metrics", true, []string{rotNewMetrics, rotOldMetrics}, rotOtherMetrics, rotOld)
