@@ -97,6 +97,36 @@ func TestTwoInstancesRepartitioned(t *testing.T) {
 	}
 }
 
+// rulesBySource keys its one rule by the source topics' key;
+// rulesByUser adds a rule keyed by user_name, which is repartitioned
+// (the reload tests switch between the two).
+const rulesBySource = `version: 1
+rules:
+  - id: ssh_bruteforce
+    kind: threshold
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: source_ip
+    aggregate: count
+    window: 60s
+    threshold: 5
+    suppress: 10m
+`
+
+const rulesByUser = rulesBySource + `  - id: user_sources
+    kind: value_count
+    dataset: auth
+    where:
+      - {field: event_outcome, eq: failure}
+    key: user_name
+    field: source_ip
+    window: 300s
+    slide: 10s
+    threshold: 12
+    suppress: 10m
+`
+
 // TestReloadRepartitionsNewKey: two instances of one group start with
 // rules that repartition nothing; a reload on the first instance only
 // brings a rule keyed by user_name (distinct sources per user), whose
@@ -114,31 +144,7 @@ func TestTwoInstancesRepartitioned(t *testing.T) {
 func TestReloadRepartitionsNewKey(t *testing.T) {
 	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
 	file := filepath.Join(t.TempDir(), "rules.yaml")
-	const bySource = `version: 1
-rules:
-  - id: ssh_bruteforce
-    kind: threshold
-    dataset: auth
-    where:
-      - {field: event_outcome, eq: failure}
-    key: source_ip
-    aggregate: count
-    window: 60s
-    threshold: 5
-    suppress: 10m
-`
-	const byUser = bySource + `  - id: user_sources
-    kind: value_count
-    dataset: auth
-    where:
-      - {field: event_outcome, eq: failure}
-    key: user_name
-    field: source_ip
-    window: 300s
-    slide: 10s
-    threshold: 12
-    suppress: 10m
-`
+	const bySource, byUser = rulesBySource, rulesByUser
 	if err := os.WriteFile(file, []byte(bySource), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -346,31 +352,7 @@ func TestReloadRetriesUncreatableRepartitionTopic(t *testing.T) {
 func TestReloadPurgesUnusedRepartitionTopic(t *testing.T) {
 	b := kafkatest.Start(t, kafkatest.Options{Partitions: 3})
 	file := filepath.Join(t.TempDir(), "rules.yaml")
-	const bySource = `version: 1
-rules:
-  - id: ssh_bruteforce
-    kind: threshold
-    dataset: auth
-    where:
-      - {field: event_outcome, eq: failure}
-    key: source_ip
-    aggregate: count
-    window: 60s
-    threshold: 5
-    suppress: 10m
-`
-	const byUser = bySource + `  - id: user_sources
-    kind: value_count
-    dataset: auth
-    where:
-      - {field: event_outcome, eq: failure}
-    key: user_name
-    field: source_ip
-    window: 300s
-    slide: 10s
-    threshold: 12
-    suppress: 10m
-`
+	const bySource, byUser = rulesBySource, rulesByUser
 	write := func(rs string) {
 		t.Helper()
 		if err := os.WriteFile(file, []byte(rs), 0o600); err != nil {
