@@ -29,24 +29,10 @@ func TestMetricsPortTokenTLSAndRateLimit(t *testing.T) {
 	cfg.Metrics.Token = tok
 	cfg.Metrics.TLSCertFile, cfg.Metrics.TLSKeyFile = certFile, keyFile
 	cfg.Metrics.RateLimit, cfg.Metrics.RateBurst = 1, 7
-	logs := &syncBuffer{}
-	e := &env{cfg: cfg, log: slog.New(slog.NewTextHandler(logs, nil)), stderr: logs}
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := observe(ctx, e, "127.0.0.1:0", nil, map[string]obs.Check{"dep": func(context.Context) error { return nil }})
-	if err != nil {
-		t.Fatal(err)
+	base, logs := startObserve(t, cfg, map[string]obs.Check{"dep": func(context.Context) error { return nil }})
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("metrics served on %s, want https", base)
 	}
-	defer func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	m := regexp.MustCompile(`metrics on (https://\S+)/metrics`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no https metrics address announced:\n%s", logs.String())
-	}
-	base := m[1]
 	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	do := func(path string, set func(*http.Request)) (int, string) {
 		req, _ := http.NewRequest("GET", base+path, nil)
@@ -101,4 +87,30 @@ func TestMetricsPortTokenTLSAndRateLimit(t *testing.T) {
 	if strings.Contains(logs.String(), tok) {
 		t.Errorf("the token reached the logs:\n%s", logs.String())
 	}
+}
+
+// startObserve serves the metrics port of cfg (observe) on a free port
+// until the test ends, and returns its base URL as announced in the log,
+// and the log.
+func startObserve(t *testing.T, cfg *config.Config, checks map[string]obs.Check) (base string, logs *syncBuffer) {
+	t.Helper()
+	logs = &syncBuffer{}
+	e := &env{cfg: cfg, log: slog.New(slog.NewTextHandler(logs, nil)), stderr: logs}
+	ctx, cancel := context.WithCancel(context.Background())
+	wait, err := observe(ctx, e, "127.0.0.1:0", nil, checks)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := wait(); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	m := regexp.MustCompile(`metrics on (https?://\S+)/metrics`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatalf("no metrics address announced:\n%s", logs.String())
+	}
+	return m[1], logs
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -105,24 +103,8 @@ func TestMetricsPortAcceptsPreviousToken(t *testing.T) {
 	cfg := config.Default()
 	cfg.Metrics.Token = rotNewMetrics
 	cfg.Metrics.PreviousTokenFile = writeSecret(t, "metrics-old", rotOldMetricsF)
-	logs := &syncBuffer{}
-	e := &env{cfg: cfg, log: slog.New(slog.NewTextHandler(logs, nil)), stderr: logs}
-	ctx, cancel := context.WithCancel(context.Background())
-	wait, err := observe(ctx, e, "127.0.0.1:0", nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cancel()
-		if err := wait(); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	}()
-	m := regexp.MustCompile(`metrics on (http://\S+)/metrics`).FindStringSubmatch(logs.String())
-	if m == nil {
-		t.Fatalf("no metrics address announced:\n%s", logs.String())
-	}
-	checkRotation(t, &http.Client{Timeout: 10 * time.Second}, m[1], "/metrics", true,
+	base, _ := startObserve(t, cfg, nil)
+	checkRotation(t, &http.Client{Timeout: 10 * time.Second}, base, "/metrics", true,
 		[]string{rotNewMetrics, rotOldMetricsF}, rotOtherMetrics, rotOldMetrics)
 }
 
