@@ -119,7 +119,7 @@ type Stats struct {
 	Alerts        int64 // alerts committed to the alerts topic
 	Duplicates    int64 // alerts dropped because their id was already published
 	Transactions  int64 // committed transactions
-	Aborts        int64 // aborted transactions (rebalances)
+	Aborts        int64 // transactions aborted by rebalances (cut short or refused at commit)
 	Rebuilds      int64
 	Replayed      int64 // source records replayed by rebuilds
 	// Forwarded counts repartition records produced (including those of
@@ -456,6 +456,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if s.rebuild.Load() {
 			// Rewind to the committed offsets (aborting the open
 			// transaction, if any), then rebuild the state up to them.
+			aborting := inTxn
 			if !inTxn {
 				if err := sess.Begin(); err != nil {
 					return fmt.Errorf("realtime/service: begin transaction: %w", err)
@@ -467,6 +468,13 @@ func (s *Service) Run(ctx context.Context) error {
 			inTxn = false
 			if err != nil {
 				return fmt.Errorf("realtime/service: abort transaction: %w", err)
+			}
+			if aborting {
+				// The rebalance cut an open transaction short: it counts
+				// as aborted like one whose commit the rebalance refused.
+				s.aborts.Add(1)
+				s.m.aborts.Inc()
+				s.log.Info("transaction aborted by a rebalance; rebuilding state", "alerts_dropped", len(pending))
 			}
 			for _, a := range pending {
 				delete(s.published, a.ID)

@@ -169,6 +169,64 @@ func TestRestartRebuildsWindows(t *testing.T) {
 	compareAlerts(t, readAlerts(t, b, "alerts-ref"), readAlerts(t, b, "alerts"))
 }
 
+// TestRebalanceAbortIsCounted has a second instance join while the first
+// holds an open transaction (an hour-long transaction interval): the
+// rebalance aborts it, and Stats().Aborts and the aborts metric say so.
+// After both stop cleanly and a third instance finishes the input, the
+// alerts topic holds exactly the alerts of a run without rebalances.
+func TestRebalanceAbortIsCounted(t *testing.T) {
+	b := kafkatest.Start(t, kafkatest.Options{Partitions: 2, Topics: append([]string{"alerts-ref"}, kafkatest.DefaultTopics...)})
+	recs, _ := genLines(t, gen.Options{Seed: 5, Rate: 1000, Duration: time.Minute})
+	prod := kafkatest.Client(t, b, gen.ProducerOptions(kgo.SnappyCompression())...)
+	produce(t, prod, recs)
+
+	opts := func(id string, interval time.Duration) Options {
+		o := testOptions(t, b, "rt", "alerts")
+		o.TransactionalID = "test-rt-" + id
+		o.SessionTimeout = 6 * time.Second
+		o.TransactionInterval = interval
+		o.Metrics = NewMetrics()
+		return o
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	a := start(t, opts("a", time.Hour))
+	waitFor("instance a to read every record", func() bool { return a.svc.Stats().Events >= int64(len(recs)) })
+	if st := a.svc.Stats(); st.Transactions != 0 || st.Aborts != 0 {
+		t.Fatalf("before the rebalance: %d transactions committed, %d aborted; want an open one only", st.Transactions, st.Aborts)
+	}
+	b1 := start(t, opts("b", time.Hour))
+	waitFor("the rebalance to abort a's transaction", func() bool { return a.svc.Stats().Aborts >= 1 })
+	if got := counterValue(t, a.svc.o.Metrics.aborts); got != float64(a.svc.Stats().Aborts) {
+		t.Errorf("lambdalog_realtime_transaction_aborts_total = %v, Stats().Aborts = %d", got, a.svc.Stats().Aborts)
+	}
+	a.shutdown(t)
+	b1.shutdown(t)
+	sa, sb := a.svc.Stats(), b1.svc.Stats()
+	t.Logf("a: %d events, %d aborts, %d rebuilds, %d transactions; b: %d events, %d transactions", sa.Events, sa.Aborts, sa.Rebuilds, sa.Transactions, sb.Events, sb.Transactions)
+	if sa.Rebuilds == 0 {
+		t.Error("instance a did not rebuild its state after the abort")
+	}
+	c := start(t, opts("c", 0))
+	waitCaughtUp(t, b, "rt", time.Minute)
+	c.shutdown(t)
+
+	ref := start(t, testOptions(t, b, "ref", "alerts-ref"))
+	waitCaughtUp(t, b, "ref", time.Minute)
+	ref.shutdown(t)
+	want := readAlerts(t, b, "alerts-ref")
+	if len(want) == 0 {
+		t.Fatal("the reference run raised no alert: the traffic has attacks")
+	}
+	compareAlerts(t, want, readAlerts(t, b, "alerts"))
+}
+
 // compareAlerts requires the same ids with the same contents; only
 // event_created (processing time) may differ.
 func compareAlerts(t *testing.T, want, got []alert.Alert) {
