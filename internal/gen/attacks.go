@@ -1,7 +1,9 @@
 package gen
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strconv"
@@ -75,9 +77,17 @@ func (g *Generator) activate(t int64) {
 }
 
 func (g *Generator) skip(kind Attack, at int64, reason string) {
+	g.skipAt(slog.LevelWarn, kind, at, reason)
+}
+
+// skipAt records a skipped instance and logs it at level: an instance the
+// end of the run cuts short is expected (every stopped run has some) and
+// is only information; one that could not be planned or never reached its
+// threshold points at a rate or intensity too low for the rules.
+func (g *Generator) skipAt(level slog.Level, kind Attack, at int64, reason string) {
 	when := time.Unix(0, at).UTC()
 	g.truth.Skipped = append(g.truth.Skipped, Skip{Attack: kind, At: when, Reason: reason})
-	g.o.Logger.Warn("attack instance skipped", "attack", kind.String(), "at", when, "reason", reason)
+	g.o.Logger.Log(context.Background(), level, "attack instance skipped", "attack", kind.String(), "at", when, "reason", reason)
 }
 
 func (g *Generator) allocAttackIP() uint32 {
@@ -393,14 +403,14 @@ func (g *Generator) recordAttack(in *instance, l *Line) {
 		in.hits = append(in.hits, hit{t: ts, v: v})
 	}
 	for _, c := range g.pendingClose {
-		g.closeInstance(c)
+		g.closeInstance(c, false)
 	}
 	g.pendingClose = g.pendingClose[:0]
 }
 
-// closeInstance turns a finished (or cut short) instance into its truth
-// record, if it reached its rule's threshold.
-func (g *Generator) closeInstance(in *instance) {
+// closeInstance turns a finished instance, or one the end of the run cut
+// short (cut), into its truth record, if it reached its rule's threshold.
+func (g *Generator) closeInstance(in *instance, cut bool) {
 	if in.count == 0 {
 		return
 	}
@@ -421,7 +431,11 @@ func (g *Generator) closeInstance(in *instance) {
 	rule := RuleFor(in.kind)
 	at, ok := crossing(rule, in.hits)
 	if !ok {
-		g.skip(in.kind, in.first, fmt.Sprintf("instance %d did not reach the %s threshold (run ended or rate too low)", in.id, rule.ID))
+		if cut {
+			g.skipAt(slog.LevelInfo, in.kind, in.first, fmt.Sprintf("instance %d was cut short by the end of the run before it reached the %s threshold", in.id, rule.ID))
+		} else {
+			g.skip(in.kind, in.first, fmt.Sprintf("instance %d ended without reaching the %s threshold (rate or intensity too low)", in.id, rule.ID))
+		}
 		return
 	}
 	ms := int64(time.Millisecond)

@@ -235,7 +235,7 @@ func (g *Generator) finish() {
 	}
 	g.done = true
 	for _, in := range g.active {
-		g.closeInstance(in)
+		g.closeInstance(in, true)
 	}
 	g.active = nil
 	g.truth.sort()
