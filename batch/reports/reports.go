@@ -197,6 +197,12 @@ func (o *Output) Table(name string) (*Table, bool) {
 // Compute runs the nightly report set for [from, to): one parallel scan per
 // dataset, then the top lists, the shared-metric table and the security
 // summary derived from the scans' results.
+//
+// It returns every table's rows, so the whole result is in memory at once
+// (Options.MemoryBudget bounds the scans' state, not the result): it is
+// for tests, benchmarks and small intervals. The report jobs use
+// ComputeTo, which streams the rows out and keeps only the ranked tables'
+// candidates and the summary's bounded join.
 func Compute(ctx context.Context, src source.Source, fsys storage.FS, from, to time.Time, o Options) (*Output, error) {
 	out := &Output{Interval: [2]time.Time{from, to}, Results: map[string]Result{}}
 	for _, ds := range reportDatasets {
