@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"time"
 
 	"github.com/lambdalog/lambdalog/realtime/hll"
@@ -925,23 +926,28 @@ func setBit(e *dent, i uint64) {
 	}
 }
 
-// reindex rebuilds idx for the current entries (none at or under
-// linearLimit, where a scan is faster).
+// reindex rebuilds idx for the current entries: none while there has not
+// been one and the entries fit linearLimit, where a scan is faster. An
+// existing index keeps its size while the entries fill at least 1/16 of
+// it: a busy key's values expire at every prune and come back, and
+// shrinking the index each time meant allocating a smaller one and then
+// rebuilding it at every doubling on the way back (measured: most of the
+// distinct rules' rebuild and allocation time on the zipf benchmark).
 func (d *distinct) reindex(salt uint64) {
-	if len(d.ents) <= linearLimit {
-		d.idx = nil
+	if len(d.ents) <= linearLimit && d.idx == nil {
 		return
 	}
-	size, bits := 64, uint8(6)
+	size := 64
 	for size < 2*len(d.ents) {
-		size, bits = size*2, bits+1
+		size *= 2
 	}
-	if len(d.idx) == size {
+	if n := len(d.idx); n >= size && n <= 8*size {
+		size = n
 		clear(d.idx)
 	} else {
 		d.idx = make([]int32, size)
 	}
-	d.shift = 64 - bits
+	d.shift = uint8(64 - bits.TrailingZeros(uint(size)))
 	for i := range d.ents {
 		d.place(i, salt)
 	}
