@@ -90,6 +90,15 @@ func BenchmarkEngineDefaultRules(b *testing.B) {
 	}
 }
 
+// BenchmarkEngineNoPrefetch is BenchmarkEngineDefaultRules with a driver
+// loop that does not call Prefetch: what the hint saves.
+func BenchmarkEngineNoPrefetch(b *testing.B) {
+	for _, zipf := range []bool{false, true} {
+		name := map[bool]string{false: "uniform", true: "zipf"}[zipf]
+		b.Run(name, func(b *testing.B) { benchEngineOpts(b, zipf, 0, nil, false) })
+	}
+}
+
 // BenchmarkEngineRule runs the zipf mix through each default rule alone
 // ("none": no rules, the engine's own per-event cost), to see where the
 // time of BenchmarkEngineDefaultRules goes.
@@ -132,6 +141,13 @@ func benchEngine(b *testing.B, zipf bool) { benchEngineRules(b, zipf, nil) }
 func benchEngineRules(b *testing.B, zipf bool, rs *rules.RuleSet) { benchEngineKeys(b, zipf, 0, rs) }
 
 func benchEngineKeys(b *testing.B, zipf bool, zipfKeys int, rs *rules.RuleSet) {
+	benchEngineOpts(b, zipf, zipfKeys, rs, true)
+}
+
+// benchEngineOpts feeds the mix to an engine as the service's feed loop
+// does, calling Prefetch PrefetchDistance records ahead when prefetch is
+// set.
+func benchEngineOpts(b *testing.B, zipf bool, zipfKeys int, rs *rules.RuleSet, prefetch bool) {
 	evs, span := benchEventsKeys(1_000_000, zipf, zipfKeys)
 	e := newBenchEngine(b, rs)
 	out := make([]alert.Alert, 0, 1024)
@@ -153,6 +169,9 @@ func benchEngineKeys(b *testing.B, zipf bool, zipfKeys int, rs *rules.RuleSet) {
 			b.StartTimer()
 		}
 		r := evs[j]
+		if prefetch && j+PrefetchDistance < len(evs) {
+			Prefetch(evs[j+PrefetchDistance]) // as the service's feed loop does
+		}
 		src.Offset = int64(i)
 		now := r.EventTime()
 		out, _ = e.Process(r, src, now, out[:0])

@@ -758,6 +758,9 @@ func (s *Service) feed(b *batch, now time.Time) []alert.Alert {
 	}
 	for i := range b.n {
 		b.ready(i)
+		if j := i + realtime.PrefetchDistance; j < b.readyTo || (b.pending == nil && j < b.n) {
+			realtime.Prefetch(b.parsed[j]) // parsed already: no race with the parse workers
+		}
 		rec, r := b.parsed[i], b.recs[i]
 		if r.Topic != topic {
 			flush()
