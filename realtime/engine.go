@@ -99,7 +99,10 @@ type Stats struct {
 
 // RuleStats is one rule's state size.
 type RuleStats struct {
-	ID     string
+	ID string
+	// Keys is the keys the rule tracks; for a sequence rule, the keys
+	// holding step-1 events plus the step-2 events held (those are kept
+	// by time, not per key: recentSteps).
 	Keys   int
 	Window window.Stats
 }
@@ -128,7 +131,8 @@ type Engine struct {
 type ruleState struct {
 	rule    *rules.Rule
 	store   *window.Store        // threshold and value_count
-	seq     *keyIndex[seqState]  // sequence
+	seq     *keyIndex[seqState]  // sequence: step-1 events per key
+	steps   *recentSteps         // sequence: recent step-2 events
 	fired   *keyIndex[fireState] // suppression and resolve state per key
 	firing  []string             // keys with an open alert, in firing order
 	nextGC  int64
@@ -145,11 +149,11 @@ type fireState struct {
 	openEnd    int64 // end of the window that opened the alert
 }
 
-// seqState holds the latest step-1 (as) and step-2 (bs) events of a key,
-// ascending by event time (Sample.Time): one array per step, so an event
-// touches one object besides the entry.
+// seqState holds the latest step-1 events of a key, ascending by event
+// time (Sample.Time). Step-2 events are kept by time, not by key
+// (recentSteps).
 type seqState struct {
-	as, bs []window.Sample
+	as []window.Sample
 }
 
 // New returns an engine running rs.
@@ -211,13 +215,14 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 	kept := 0
 	for _, r := range rs.Rules {
 		if st, ok := old[r.ID]; ok && st.rule.StateKey() == r.StateKey() {
-			states = append(states, &ruleState{rule: r, store: st.store, seq: st.seq, fired: st.fired, firing: st.firing, nextGC: st.nextGC, dropped: st.dropped})
+			states = append(states, &ruleState{rule: r, store: st.store, seq: st.seq, steps: st.steps, fired: st.fired, firing: st.firing, nextGC: st.nextGC, dropped: st.dropped})
 			kept++
 			continue
 		}
 		st := &ruleState{rule: r, fired: newKeyIndex[fireState]()}
 		if r.Kind == rules.Sequence {
 			st.seq = newKeyIndex[seqState]()
+			st.steps = &recentSteps{}
 		} else {
 			s, err := window.NewStore(window.Spec{Size: r.Window, Slide: r.Slide, Op: r.Aggregate, Lateness: e.opts.AllowedLateness},
 				window.Options{MaxKeys: e.opts.MaxKeysPerRule, ExactDistinct: e.opts.ExactDistinct, MaxSketches: e.opts.MaxSketches, Samples: e.opts.Samples, Seed: e.seed})
@@ -435,6 +440,24 @@ func (e *Engine) baseAlert(r *rules.Rule, key, typ string, period, t int64, now 
 func (e *Engine) sequence(st *ruleState, step int, key string, kh uint64, t int64, sm window.Sample, now time.Time, out []alert.Alert) []alert.Alert {
 	r := st.rule
 	within := int64(r.Within)
+	if step == 1 {
+		// Latest step-1 event at or before t, within the duration.
+		if ss := st.seq.get(kh, key); ss != nil {
+			for i := len(ss.as) - 1; i >= 0; i-- {
+				if a := ss.as[i].Time; a <= t && t-a <= within {
+					out = e.seqMatch(st, key, kh, ss.as[i], sm, now, out)
+					break
+				}
+			}
+		}
+		// Kept for a step-1 event that arrives after it.
+		if st.steps.n >= e.opts.MaxKeysPerRule*seqDepth {
+			st.dropped++
+			return out
+		}
+		st.steps.add(kh, key, sm)
+		return out
+	}
 	ss := st.seq.get(kh, key)
 	if ss == nil {
 		if st.seq.Len() >= e.opts.MaxKeysPerRule {
@@ -443,26 +466,12 @@ func (e *Engine) sequence(st *ruleState, step int, key string, kh uint64, t int6
 		}
 		ss = st.seq.put(kh, key)
 	}
-	if step == 1 {
-		// Latest step-1 event at or before t, within the duration.
-		for i := len(ss.as) - 1; i >= 0; i-- {
-			if a := ss.as[i].Time; a <= t && t-a <= within {
-				out = e.seqMatch(st, key, kh, ss.as[i], sm, now, out)
-				break
-			}
-		}
-		ss.bs = insertSample(ss.bs, sm)
-	} else {
-		// Earliest step-2 event at or after t, within the duration
-		// (the step-2 event arrived first).
-		for i := range ss.bs {
-			if b := ss.bs[i].Time; b >= t && b-t <= within && ss.bs[i] != sm {
-				out = e.seqMatch(st, key, kh, sm, ss.bs[i], now, out)
-				break
-			}
-		}
-		ss.as = insertSample(ss.as, sm)
+	// Earliest step-2 event at or after t, within the duration (the
+	// step-2 event arrived first).
+	if b, ok := st.steps.earliest(kh, key, t, within, sm); ok {
+		out = e.seqMatch(st, key, kh, sm, b, now, out)
 	}
+	ss.as = insertSample(ss.as, sm)
 	return out
 }
 
@@ -532,6 +541,11 @@ func (e *Engine) Advance(now time.Time, out []alert.Alert) []alert.Alert {
 	late := int64(e.opts.AllowedLateness)
 	for _, st := range e.states {
 		r := st.rule
+		if st.steps != nil {
+			// A step-1 event accepted from now on is at or after
+			// wm - late, and so is any step-2 event it can match.
+			st.steps.expire(wm - late)
+		}
 		if st.store != nil {
 			st.store.Advance(wm)
 			if r.Resolve {
@@ -550,7 +564,7 @@ func (e *Engine) Advance(now time.Time, out []alert.Alert) []alert.Alert {
 		if st.seq != nil {
 			horizon := wm - late - int64(r.Within)
 			st.seq.deleteIf(func(_ string, ss *seqState) bool {
-				return (len(ss.as) == 0 || ss.as[len(ss.as)-1].Time < horizon) && (len(ss.bs) == 0 || ss.bs[len(ss.bs)-1].Time < horizon)
+				return len(ss.as) == 0 || ss.as[len(ss.as)-1].Time < horizon
 			})
 		}
 	}
@@ -688,7 +702,7 @@ func (e *Engine) Stats() Stats {
 			rs.Window = st.store.Stats()
 			rs.Keys = rs.Window.Keys
 		} else {
-			rs.Keys = st.seq.Len()
+			rs.Keys = st.seq.Len() + st.steps.n
 		}
 		s.Rules[i] = rs
 	}

@@ -477,3 +477,48 @@ func TestDeterministicIDsAcrossRunsAndReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestSequenceStepOneArrivingLast: the IDS alert (step 1) of a source
+// arrives after its logins (step 2), as when the IDS topic lags. It
+// matches the earliest login at or after it, however many logins came in
+// between (13 here); a source with logins but no IDS alert, and one with
+// an IDS alert but no login, raise nothing. Once the watermark passes the
+// logins by the allowed lateness, they are dropped.
+func TestSequenceStepOneArrivingLast(t *testing.T) {
+	f := newFeeder(t, nil, Options{OutOfOrderness: 30 * time.Second, AllowedLateness: 10 * time.Second})
+	for i := 0; i < 13; i++ {
+		f.feed(authEv(100*time.Second+time.Duration(i)*time.Second, "185.220.101.1", "deploy", "success"))
+	}
+	f.feed(authEv(105*time.Second, "185.220.101.2", "deploy", "success"))
+	f.feed(idsEv(99*time.Second, "185.220.101.1"), idsEv(99*time.Second, "185.220.101.3"))
+	if len(f.late) != 0 {
+		t.Fatalf("%d events late", len(f.late))
+	}
+	if got := f.fired(); !reflect.DeepEqual(got, []string{"ids_then_login 185.220.101.1"}) {
+		t.Fatalf("fired %v", got)
+	}
+	a := f.alerts[0]
+	if !a.FirstEvent.Equal(at(99*time.Second)) || !a.LastEvent.Equal(at(100*time.Second)) {
+		t.Errorf("alert spans %s..%s, want the IDS alert at 99 s and the first login at 100 s", a.FirstEvent, a.LastEvent)
+	}
+	if len(a.Samples) != 2 || a.Samples[1].Offset != 0 {
+		t.Errorf("samples %+v, want the IDS alert and the login at offset 0", a.Samples)
+	}
+	held := func() int {
+		for _, r := range f.e.Stats().Rules {
+			if r.ID == "ids_then_login" {
+				return r.Keys
+			}
+		}
+		t.Fatal("no ids_then_login rule")
+		return 0
+	}
+	if n := held(); n != 14+2 { // 14 logins, 2 sources with an IDS alert
+		t.Errorf("sequence state %d, want 16", n)
+	}
+	// Push the watermark past every login and the IDS alerts' horizon.
+	f.feed(authEv(2000*time.Second, "192.0.2.1", "x", "failure"))
+	if n := held(); n != 0 {
+		t.Errorf("sequence state %d after the watermark passed it, want 0", n)
+	}
+}
