@@ -188,21 +188,13 @@ func TestRebalanceAbortIsCounted(t *testing.T) {
 		o.Metrics = NewMetrics()
 		return o
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
 	a := start(t, opts("a", time.Hour))
-	waitFor("instance a to read every record", func() bool { return a.svc.Stats().Events >= int64(len(recs)) })
+	waitFor(t, time.Minute, func() bool { return a.svc.Stats().Events >= int64(len(recs)) }) // a read every record
 	if st := a.svc.Stats(); st.Transactions != 0 || st.Aborts != 0 {
 		t.Fatalf("before the rebalance: %d transactions committed, %d aborted; want an open one only", st.Transactions, st.Aborts)
 	}
 	b1 := start(t, opts("b", time.Hour))
-	waitFor("the rebalance to abort a's transaction", func() bool { return a.svc.Stats().Aborts >= 1 })
+	waitFor(t, time.Minute, func() bool { return a.svc.Stats().Aborts >= 1 }) // the rebalance aborted a's transaction
 	if got := counterValue(t, a.svc.o.Metrics.aborts); got != float64(a.svc.Stats().Aborts) {
 		t.Errorf("lambdalog_realtime_transaction_aborts_total = %v, Stats().Aborts = %d", got, a.svc.Stats().Aborts)
 	}
