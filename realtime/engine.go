@@ -68,8 +68,8 @@ const (
 	DefaultIdleTimeout     = 30 * time.Second
 	DefaultMaxKeysPerRule  = 1_000_000
 	DefaultSamples         = 5
-	// seqDepth is how many first-step and second-step event times a
-	// sequence rule keeps per key.
+	// seqDepth is how many step-1 event times a sequence rule keeps per
+	// key; MaxKeysPerRule x seqDepth bounds the step-2 events it keeps.
 	seqDepth = 8
 )
 
