@@ -928,8 +928,8 @@ func setBit(e *dent, i uint64) {
 
 // reindex rebuilds idx for the current entries: none while there has not
 // been one and the entries fit linearLimit, where a scan is faster. An
-// existing index keeps its size while the entries fill at least 1/16 of
-// it: a busy key's values expire at every prune and come back, and
+// existing index keeps its size while it is at most twice the size the
+// entries need: a busy key's values expire at every prune and come back, and
 // shrinking the index each time meant allocating a smaller one and then
 // rebuilding it at every doubling on the way back (measured: most of the
 // distinct rules' rebuild and allocation time on the zipf benchmark).
@@ -941,7 +941,7 @@ func (d *distinct) reindex(salt uint64) {
 	for size < 2*len(d.ents) {
 		size *= 2
 	}
-	if n := len(d.idx); n >= size && n <= 8*size {
+	if n := len(d.idx); n >= size && n <= 2*size {
 		size = n
 		clear(d.idx)
 	} else {
