@@ -103,8 +103,12 @@ type RuleStats struct {
 	// Keys is the keys the rule tracks; for a sequence rule, the keys
 	// holding step-1 events plus the step-2 events held (those are kept
 	// by time, not per key: recentSteps).
-	Keys   int
-	Window window.Stats
+	Keys int
+	// Dropped counts a sequence rule's events not kept because its caps
+	// (MaxKeysPerRule step-1 keys, MaxKeysPerRule x 8 step-2 events)
+	// were reached: matches they would have made are lost.
+	Dropped uint64
+	Window  window.Stats
 }
 
 // Engine evaluates a rule set over a stream. It is not safe for concurrent
@@ -697,7 +701,7 @@ func (e *Engine) Stats() Stats {
 	s := e.stats
 	s.Rules = make([]RuleStats, len(e.states))
 	for i, st := range e.states {
-		rs := RuleStats{ID: st.rule.ID}
+		rs := RuleStats{ID: st.rule.ID, Dropped: st.dropped}
 		if st.store != nil {
 			rs.Window = st.store.Stats()
 			rs.Keys = rs.Window.Keys

@@ -522,3 +522,23 @@ func TestSequenceStepOneArrivingLast(t *testing.T) {
 		t.Errorf("sequence state %d after the watermark passed it, want 0", n)
 	}
 }
+
+// TestSequenceCapsCountDrops: past MaxKeysPerRule step-1 keys, and past
+// MaxKeysPerRule x 8 step-2 events held, a sequence rule keeps nothing
+// more and counts what it dropped.
+func TestSequenceCapsCountDrops(t *testing.T) {
+	f := newFeeder(t, nil, Options{MaxKeysPerRule: 1})
+	f.feed(idsEv(100*time.Second, "185.220.101.1"), idsEv(100*time.Second, "185.220.101.2")) // the second key: dropped
+	for i := 0; i < 9; i++ {                                                                 // 8 held, the ninth dropped
+		f.feed(authEv(101*time.Second, fmt.Sprintf("198.51.100.%d", i), "deploy", "success"))
+	}
+	for _, r := range f.e.Stats().Rules {
+		if r.ID == "ids_then_login" {
+			if r.Dropped != 2 || r.Keys != 1+8 {
+				t.Fatalf("dropped %d, state %d; want 2 dropped, 1 key and 8 step-2 events held", r.Dropped, r.Keys)
+			}
+			return
+		}
+	}
+	t.Fatal("no ids_then_login rule")
+}

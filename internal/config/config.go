@@ -130,7 +130,7 @@ type Realtime struct {
 	MaxOutOfOrder         Duration `yaml:"max_out_of_order" doc:"bounded out-of-orderness of the per-partition watermark"`
 	AllowedLateness       Duration `yaml:"allowed_lateness" doc:"how late an event may be and still update its windows"`
 	TransactionInterval   Duration `yaml:"transaction_interval" doc:"how often alerts and offsets are committed in one Kafka transaction"`
-	MaxKeys               int      `yaml:"max_keys" doc:"cap on tracked keys in total; idle keys are evicted first"`
+	MaxKeys               int      `yaml:"max_keys" doc:"cap on the keys each rule tracks (its window or sequence state); past it the least recently advanced key is evicted, so the state is at most rules x max_keys keys"`
 	WebhookURL            string   `yaml:"webhook_url" doc:"POST every alert as JSON to this URL; empty disables"`
 	WebhookToken          Secret   `yaml:"webhook_token" doc:"bearer token sent to the webhook"`
 	WebhookQueue          int      `yaml:"webhook_queue" doc:"alerts waiting for webhook delivery; more go to the dead-letter file"`

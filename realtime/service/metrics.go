@@ -74,6 +74,8 @@ func (m *Metrics) attach(s *Service) {
 		lag:  prometheus.NewDesc("lambdalog_realtime_watermark_lag_seconds", "Processing time minus the event-time watermark.", nil, nil),
 		keys: prometheus.NewDesc("lambdalog_realtime_tracked_keys", "Keys held in window and sequence state, all rules.", nil, nil),
 		rule: prometheus.NewDesc("lambdalog_realtime_rule_keys", fmt.Sprintf("Keys tracked by each of the %d rules with the most.", BusiestRules), []string{"rule"}, nil),
+		dropped: prometheus.NewDesc("lambdalog_realtime_sequence_dropped_total",
+			"Sequence-rule events not kept because a rule's cap (realtime.max_keys) was reached; the matches they would have made are lost. All rules, since the engine started.", nil, nil),
 	}
 	for _, src := range s.o.Sources {
 		m.topic(src.Topic)
@@ -94,14 +96,15 @@ func (m *Metrics) topic(t string) *topicMetrics {
 
 // stateCollector reads the engine's state at scrape time.
 type stateCollector struct {
-	s               *Service
-	lag, keys, rule *prometheus.Desc
+	s                        *Service
+	lag, keys, rule, dropped *prometheus.Desc
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.keys
 	ch <- c.rule
+	ch <- c.dropped
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -112,11 +115,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if !wm.IsZero() {
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, time.Since(wm).Seconds())
 	}
-	total := 0
+	total, dropped := 0, uint64(0)
 	for _, r := range st.Rules {
 		total += r.Keys
+		dropped += r.Dropped
 	}
 	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(dropped))
 	sort.SliceStable(st.Rules, func(i, j int) bool { return st.Rules[i].Keys > st.Rules[j].Keys })
 	for _, r := range st.Rules[:min(BusiestRules, len(st.Rules))] {
 		ch <- prometheus.MustNewConstMetric(c.rule, prometheus.GaugeValue, float64(r.Keys), r.ID)
