@@ -162,6 +162,22 @@ func TestAuthAndSecurityHeaders(t *testing.T) {
 // token works wherever the new one does (API header, the page's ?token=,
 // a stream ticket and the stream it opens); any other token is refused,
 // and a previous token without a token is refused at start.
+// streamTicket asks the server at base for a stream ticket with bearer
+// token tok and returns the status and the ticket (empty on refusal).
+func streamTicket(t *testing.T, base, tok string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/stream-ticket", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tk struct{ Ticket string }
+	json.NewDecoder(resp.Body).Decode(&tk)
+	return resp.StatusCode, tk.Ticket
+}
+
 func TestPreviousTokenDuringRotation(t *testing.T) {
 	const newTok, oldTok = "serve-new-tok", "serve-old-tok"
 	speed := newFakeSpeedLayer(t)
@@ -178,23 +194,15 @@ func TestPreviousTokenDuringRotation(t *testing.T) {
 				t.Errorf("page with ?token=%s: %d, want %d", c.tok, r.StatusCode, c.want)
 			}
 		}
-		req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/stream-ticket", nil)
-		req.Header.Set("Authorization", "Bearer "+c.tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var tk struct{ Ticket string }
-		json.NewDecoder(resp.Body).Decode(&tk)
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("stream-ticket with %q: %d, want %d", c.tok, resp.StatusCode, c.want)
+		code, ticket := streamTicket(t, ts.URL, c.tok)
+		if code != c.want {
+			t.Errorf("stream-ticket with %q: %d, want %d", c.tok, code, c.want)
 		}
 		if c.want != 200 {
 			continue
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream?ticket="+tk.Ticket, nil)
+		sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream?ticket="+ticket, nil)
 		sresp, err := http.DefaultClient.Do(sreq)
 		if err != nil {
 			t.Fatal(err)
@@ -221,31 +229,23 @@ func TestStreamTicketAndAlertProxy(t *testing.T) {
 	clock := func() time.Time { return now }
 	s, ts := newTestServer(t, Options{RealtimeURL: speed.URL, Now: clock})
 
-	req, _ := http.NewRequest(http.MethodPost, ts.URL+"/api/stream-ticket", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tk struct{ Ticket string }
-	json.NewDecoder(resp.Body).Decode(&tk)
-	resp.Body.Close()
-	if tk.Ticket == "" || strings.Contains(tk.Ticket, token) {
-		t.Fatalf("ticket %q", tk.Ticket)
+	_, ticket := streamTicket(t, ts.URL, token)
+	if ticket == "" || strings.Contains(ticket, token) {
+		t.Fatalf("ticket %q", ticket)
 	}
 	// A ticket opens the stream only.
-	if r := get(t, ts.URL+"/api/reports?ticket="+tk.Ticket, ""); r.StatusCode != http.StatusUnauthorized {
+	if r := get(t, ts.URL+"/api/reports?ticket="+ticket, ""); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("ticket on /api/reports: %d", r.StatusCode)
 	}
 	// Tampered tickets are refused.
-	b := []byte(tk.Ticket)
+	b := []byte(ticket)
 	b[3] ^= 1
 	if r := get(t, ts.URL+"/api/alerts/stream?ticket="+string(b), ""); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("tampered ticket: %d", r.StatusCode)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream?ticket="+tk.Ticket, nil)
+	sreq, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/api/alerts/stream?ticket="+ticket, nil)
 	sresp, err := http.DefaultClient.Do(sreq)
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +273,7 @@ func TestStreamTicketAndAlertProxy(t *testing.T) {
 	}
 	// After TicketTTL the same ticket no longer opens a stream.
 	now = now.Add(TicketTTL + time.Second)
-	if r := get(t, ts.URL+"/api/alerts/stream?ticket="+tk.Ticket, ""); r.StatusCode != http.StatusUnauthorized {
+	if r := get(t, ts.URL+"/api/alerts/stream?ticket="+ticket, ""); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("expired ticket: %d", r.StatusCode)
 	}
 	_ = s
