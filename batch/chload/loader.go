@@ -495,7 +495,7 @@ func (l *Loader) loadFiles(ctx context.Context, fsys storage.FS, ds *schemas.Dat
 		states  = make([]*wstate, workers)
 		written atomic.Int64
 	)
-	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: names, Dict: dict, From: from, To: to, Workers: workers, BatchRows: int64(sendRows)},
+	st, err := source.Scan(ctx, fsys, files, source.ScanOptions{Columns: names, Dict: dict, From: from, To: to, Workers: workers, BatchRows: int64(sendRows), Recycle: true},
 		func(w int, c *source.Chunk) error {
 			mu.Lock()
 			s := states[w]

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,14 @@ type ScanOptions struct {
 	BatchRows int64
 	// Mem allocates Arrow buffers (Go allocator when nil).
 	Mem memory.Allocator
+	// Recycle lets each worker reuse the Arrow buffers of the files it
+	// has finished (see recycler), up to RecycleBytes per worker (default
+	// 256 MiB). Only for callbacks that copy what they keep out of the
+	// chunk; it replaces Mem.
+	Recycle      bool
+	RecycleBytes int
+
+	onRecycler func(*recycler) // tests: each worker's recycler, after its scan
 }
 
 // Chunk is a slice of one row group's rows, projected to the requested
@@ -123,14 +132,27 @@ func Scan(ctx context.Context, fsys storage.FS, files []File, o ScanOptions, fn 
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			wo := o
+			var rec *recycler
+			if o.Recycle {
+				rec = newRecycler(cmp.Or(o.RecycleBytes, 256<<20))
+				wo.Mem = rec
+				if o.onRecycler != nil {
+					defer o.onRecycler(rec)
+				}
+			}
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(files) || ctx.Err() != nil {
 					return
 				}
-				if err := scanFile(ctx, fsys, &files[i], o, tsIdx, &st, func(c *Chunk) error { return fn(w, c) }); err != nil {
+				err := scanFile(ctx, fsys, &files[i], wo, tsIdx, &st, func(c *Chunk) error { return fn(w, c) })
+				if err != nil {
 					fail(err)
 					return
+				}
+				if rec != nil {
+					rec.endFile()
 				}
 			}
 		}(w)
