@@ -2,6 +2,7 @@ package chload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
 
 	"github.com/lambdalog/lambdalog/batch/batchtest"
 	"github.com/lambdalog/lambdalog/batch/reports"
@@ -659,4 +662,133 @@ func TestReportWriterStreams(t *testing.T) {
 	if _, err := w.Commit(ctx); err == nil {
 		t.Error("a second Commit succeeded")
 	}
+}
+
+// probeFS runs probe before every file the load opens.
+type probeFS struct {
+	storage.FS
+	probe func(ctx context.Context) error
+}
+
+func (p probeFS) Open(ctx context.Context, name string) (storage.Reader, error) {
+	if err := p.probe(ctx); err != nil {
+		return nil, err
+	}
+	return p.FS.Open(ctx, name)
+}
+
+// TestLoadEventsPausesStagingMerges checks that a load pauses the staging
+// table's merges only while it writes at most maxPausedParts parts, and
+// that they run again after it, also after a cancelled load: a staging
+// table left without merges would pile up parts until INSERTs fail.
+func TestLoadEventsPausesStagingMerges(t *testing.T) {
+	db := openDB(t)
+	ctx := context.Background()
+	l := New(db, nil)
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fsys, recs, src := fixture(t, 8000)
+	ds := schemas.DatasetAuth
+	table := EventTable(ds)
+	staging := chdb.QuoteIdent(table + StagingSuffix)
+	day := time.Date(2026, 4, 2, 0, 0, 0, 0, time.UTC)
+	noon := day.Add(12 * time.Hour)
+	files, err := src.Files(ctx, ds, day, day.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The whole day first, so the loads from noon below copy the morning
+	// into staging before they pause: OPTIMIZE then has parts to refuse.
+	if _, err := l.LoadEvents(ctx, fsys, ds, files, day, day.Add(24*time.Hour), 2); err != nil {
+		t.Fatal(err)
+	}
+	// paused reports whether the staging table's merges are stopped:
+	// OPTIMIZE of a table with parts fails with code 236 then.
+	paused := func(ctx context.Context) (bool, error) {
+		err := db.Exec(ctx, "OPTIMIZE TABLE "+staging+" FINAL")
+		var ex *clickhouse.Exception
+		switch {
+		case err == nil:
+			return false, nil
+		case errors.As(err, &ex) && ex.Code == 236:
+			return true, nil
+		}
+		return false, err
+	}
+	// runningAfter checks merges run on a staging table with parts.
+	runningAfter := func(t *testing.T) {
+		t.Helper()
+		for range 2 {
+			if err := db.Exec(ctx, "INSERT INTO "+staging+" (timestamp, event_original) SELECT toDateTime('2030-01-01 00:00:00', 'UTC'), 'probe'"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p, err := paused(ctx); err != nil || p {
+			t.Fatalf("after the load the staging merges are paused=%v (%v), want running", p, err)
+		}
+		if err := db.Exec(ctx, "ALTER TABLE "+staging+" DROP PARTITION 20300101"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		flushRows int
+		// wantPaused: every probe paused; else paused first, running last.
+		wantPaused bool
+	}{
+		{"few parts", 700, true},
+		{"more than maxPausedParts", 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l.FlushRows, l.SendRows = tc.flushRows, tc.flushRows
+			var seen []bool
+			pfs := probeFS{FS: fsys, probe: func(ctx context.Context) error {
+				p, err := paused(ctx)
+				seen = append(seen, p)
+				return err
+			}}
+			st, err := l.LoadEvents(ctx, pfs, ds, files, noon, day.Add(24*time.Hour), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := inside(recs, ds, noon, day.Add(24*time.Hour)); int(st.RowsWritten) != want {
+				t.Fatalf("wrote %d rows, want %d", st.RowsWritten, want)
+			}
+			if got, want := count(t, db, "SELECT count() FROM "+chdb.QuoteIdent(table)), uint64(inside(recs, ds, day, day.Add(24*time.Hour))); got != want {
+				t.Fatalf("table holds %d rows, want the day's %d", got, want)
+			}
+			if len(seen) < 4 || !seen[0] {
+				t.Fatalf("probes %v: want several, the first paused", seen)
+			}
+			for i := 1; i < len(seen); i++ {
+				if seen[i] && !seen[i-1] {
+					t.Fatalf("probes %v: merges paused again after they resumed", seen)
+				}
+			}
+			if last := seen[len(seen)-1]; last != tc.wantPaused {
+				t.Fatalf("probes %v: last paused=%v, want %v", seen, last, tc.wantPaused)
+			}
+			runningAfter(t)
+		})
+	}
+	t.Run("cancelled", func(t *testing.T) {
+		l.FlushRows, l.SendRows = 700, 250
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		opens := 0
+		pfs := probeFS{FS: fsys, probe: func(context.Context) error {
+			if opens++; opens == 3 {
+				cancel()
+			}
+			return lctx.Err()
+		}}
+		if _, err := l.LoadEvents(lctx, pfs, ds, files, noon, day.Add(24*time.Hour), 1); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled load returned %v", err)
+		}
+		runningAfter(t)
+		if got, want := count(t, db, "SELECT count() FROM "+chdb.QuoteIdent(table)), uint64(inside(recs, ds, day, day.Add(24*time.Hour))); got != want {
+			t.Fatalf("after a cancelled load the table holds %d rows, want the previous %d", got, want)
+		}
+	})
 }
