@@ -220,6 +220,11 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 	for _, r := range rs.Rules {
 		if st, ok := old[r.ID]; ok && st.rule.StateKey() == r.StateKey() {
 			states = append(states, &ruleState{rule: r, store: st.store, seq: st.seq, steps: st.steps, fired: st.fired, firing: st.firing, nextGC: st.nextGC, dropped: st.dropped})
+			if st.store != nil {
+				// The threshold may have changed: samples from now on
+				// follow the new one.
+				st.store.SetSampleFloor(e.sampleFloor(r))
+			}
 			kept++
 			continue
 		}
@@ -236,6 +241,7 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 			if wm := e.wm.Watermark(); wm != math.MinInt64 {
 				s.Advance(wm)
 			}
+			s.SetSampleFloor(e.sampleFloor(r))
 			st.store = s
 		}
 		states = append(states, st)
@@ -254,6 +260,18 @@ func (e *Engine) SetRules(rs *rules.RuleSet) error {
 	}
 	e.log.Info("realtime: rules loaded", "rules", len(states), "kept_state", kept)
 	return nil
+}
+
+// sampleFloor is the window value from which r's store keeps an event
+// as a sample: for counts and distinct counts, which grow by at most one
+// per event, Samples below the threshold, so that an alert shows the
+// same samples as with every event kept (window.Store.SetSampleFloor);
+// sums, minima and maxima keep every event.
+func (e *Engine) sampleFloor(r *rules.Rule) float64 {
+	if r.Aggregate == window.Count || r.Aggregate == window.Distinct {
+		return r.Threshold - float64(e.opts.Samples)
+	}
+	return math.Inf(-1)
 }
 
 func (e *Engine) lane(r *rules.Rule) int {

@@ -203,6 +203,9 @@ type Store struct {
 	wm      int64
 	last    Value // the window the last AddHash returned
 	stats   Stats
+	// sampleFloor is the least window value whose event is kept as a
+	// sample (SetSampleFloor).
+	sampleFloor float64
 	// topics interns the sample topics; lastTopic is the most recent.
 	topics    []string
 	lastTopic int32
@@ -270,6 +273,8 @@ func NewStore(spec Spec, opts Options) (*Store, error) {
 		lruHead: none,
 		lruTail: none,
 		wm:      math.MinInt64,
+
+		sampleFloor: math.Inf(-1),
 	}
 	if s.seed == (maphash.Seed{}) {
 		s.seed = maphash.MakeSeed()
@@ -391,17 +396,6 @@ func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm 
 	if s.spec.Op == Distinct {
 		s.addDistinct(ks, x, h)
 	}
-	if s.opts.Samples > 0 {
-		c := csample{topic: s.topicID(sm.Topic), partition: sm.Partition, offset: sm.Offset, time: sm.Time}
-		if len(ks.smp) < s.opts.Samples {
-			ks.smp = append(ks.smp, c)
-		} else {
-			ks.smp[ks.smpAt] = c
-			if ks.smpAt++; int(ks.smpAt) == len(ks.smp) {
-				ks.smpAt = 0
-			}
-		}
-	}
 	// The frontier window dominates every window containing the newest
 	// slice. An event behind it is also in windows that start before the
 	// frontier window, which its totals do not cover: scan those (their
@@ -414,6 +408,9 @@ func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm 
 		// The common case: no window before the frontier to scan.
 		v, exact := s.frontierV(ks)
 		s.setLast(ks.fs*s.g, (ks.fs+s.n)*s.g, v, ks.runN, exact)
+		if s.opts.Samples > 0 && (v >= s.sampleFloor || !exact) {
+			s.keepSample(ks, sm)
+		}
 		return v, ref
 	}
 	best := Value{V: math.Inf(-1)}
@@ -426,8 +423,40 @@ func (s *Store) AddHash(key string, kh uint64, t int64, v float64, h uint64, sm 
 		}
 	}
 	s.setLast(best.Start, best.End, best.V, best.N, best.Exact)
+	if s.opts.Samples > 0 && (best.V >= s.sampleFloor || !best.Exact) {
+		s.keepSample(ks, sm)
+	}
 	return best.V, ref
 }
+
+// keepSample puts sm in the key's ring of recent events.
+func (s *Store) keepSample(ks *keyState, sm Sample) {
+	c := csample{topic: s.topicID(sm.Topic), partition: sm.Partition, offset: sm.Offset, time: sm.Time}
+	if len(ks.smp) < s.opts.Samples {
+		ks.smp = append(ks.smp, c)
+		return
+	}
+	ks.smp[ks.smpAt] = c
+	if ks.smpAt++; int(ks.smpAt) == len(ks.smp) {
+		ks.smpAt = 0
+	}
+}
+
+// SetSampleFloor makes AddHash keep an event in its key's samples only
+// when the window value it returns is at least floor (or an estimate);
+// the default, -Inf, keeps every event.
+//
+// Writing the ring costs a cache line per event, which for the long
+// tail of keys that never come near an alert is about a tenth of the
+// engine's time, for samples no alert will show. A caller whose
+// aggregate grows by at most one per event (Count, Distinct) and that
+// alerts at value >= T loses nothing with floor T - Samples: every one of
+// the last Samples events before the crossing that lies in the crossing
+// window returned a value above the floor (that window already held all
+// but the later ones of them), so the samples Details returns for that
+// window are the same. Events out of time order can only add samples
+// of the window that the full ring had pushed out.
+func (s *Store) SetSampleFloor(floor float64) { s.sampleFloor = floor }
 
 // setLast records the window AddHash returns field by field: a Value
 // literal assigned whole is built on the stack and copied with wide

@@ -276,3 +276,77 @@ func TestNewStoreRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestSampleFloorKeepsAlertSamples runs random streams through two stores
+// per aggregate, one keeping every event as a sample and one with the
+// floor the engine sets (threshold - Samples), and compares what Details
+// returns for the window of every event whose value reaches the
+// threshold: the same samples for streams in time order; with events out
+// of order, every sample the full ring shows and possibly older ones of
+// the same window that the full ring had pushed out.
+func TestSampleFloorKeepsAlertSamples(t *testing.T) {
+	const samples = 5
+	rng := rand.New(rand.NewPCG(5, 6))
+	crossings, more := 0, 0
+	for _, op := range []Op{Count, Distinct} {
+		for _, ordered := range []bool{true, false} {
+			for round := range 40 {
+				threshold := float64(samples + 1 + rng.IntN(12))
+				spec := Spec{Size: 10 * time.Second, Slide: time.Second, Op: op, Lateness: 3 * time.Second}
+				all, err := NewStore(spec, Options{Samples: samples})
+				if err != nil {
+					t.Fatal(err)
+				}
+				floored, _ := NewStore(spec, Options{Samples: samples})
+				floored.SetSampleFloor(threshold - samples)
+				var wm, clock int64
+				for i := range 600 {
+					clock += int64(rng.IntN(400)) * int64(time.Millisecond)
+					ts := clock
+					if !ordered {
+						ts -= int64(rng.IntN(2500)) * int64(time.Millisecond)
+						ts = max(ts, wm-int64(spec.Lateness))
+					}
+					key := fmt.Sprint("k", rng.IntN(3))
+					h := uint64(rng.IntN(30))
+					sm := Sample{Topic: "t", Partition: int32(i % 2), Offset: int64(i), Time: ts}
+					va, refA := all.AddHash(key, all.HashKey(key), ts, 1, h, sm)
+					wa := *all.Last()
+					vf, refF := floored.AddHash(key, all.HashKey(key), ts, 1, h, sm)
+					if va != vf {
+						t.Fatalf("%s round %d: values differ: %v and %v", op, round, va, vf)
+					}
+					if va >= threshold {
+						crossings++
+						_, _, got := floored.Details(refF, wa, nil)
+						_, _, want := all.Details(refA, wa, nil)
+						if ordered && fmt.Sprint(got) != fmt.Sprint(want) {
+							t.Fatalf("%s round %d event %d: samples %v, want %v", op, round, i, got, want)
+						}
+						in := map[Sample]bool{}
+						for _, s := range got {
+							in[s] = true
+						}
+						for _, s := range want {
+							if !in[s] {
+								t.Fatalf("%s ordered=%v round %d event %d: sample %v missing from %v (full ring %v)", op, ordered, round, i, s, got, want)
+							}
+						}
+						if len(got) > len(want) {
+							more++
+						}
+					}
+					if i%20 == 19 {
+						wm = clock - 2*int64(time.Second)
+						all.Advance(wm)
+						floored.Advance(wm)
+					}
+				}
+			}
+		}
+	}
+	if crossings < 1000 {
+		t.Fatalf("only %d threshold crossings: the streams do not exercise the floor", crossings)
+	}
+	t.Logf("%d events at or over the threshold; with events out of order the floor showed more samples at %d", crossings, more)
+}
