@@ -35,6 +35,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./internal/prefetch # its assembly is per architecture
 	@GO=$(GO) GOVULNCHECK_VERSION=$(GOVULNCHECK_VERSION) bash .ci/vuln
 
 ## vuln: govulncheck ./... against the live database only; fails when it is unreachable (GOVULNDB=file:///... for a local copy)
