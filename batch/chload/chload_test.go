@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -791,4 +792,39 @@ func TestLoadEventsPausesStagingMerges(t *testing.T) {
 			t.Fatalf("after a cancelled load the table holds %d rows, want the previous %d", got, want)
 		}
 	})
+}
+
+// TestPauseMergesRefusedIsAWarning: a server that refuses SYSTEM STOP
+// MERGES (here allow_ddl = 0, which 18.16 applies to SYSTEM statements;
+// on current releases a missing SYSTEM MERGES grant) must not fail the
+// load: the pause is an optimisation. The refusal is logged, resuming
+// does nothing, and the staging table's merges keep running.
+func TestPauseMergesRefusedIsAWarning(t *testing.T) {
+	db := openDB(t)
+	var logged strings.Builder
+	l := New(db, slog.New(slog.NewTextHandler(&logged, nil)))
+	ctx := context.Background()
+	if _, err := l.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	staging := EventTable(schemas.DatasetAuth) + StagingSuffix
+	refusing := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"allow_ddl": 0}))
+	resume, err := l.pauseMerges(refusing, staging)
+	if err != nil {
+		t.Fatalf("a refused pause failed the load: %v", err)
+	}
+	if err := resume(); err != nil {
+		t.Fatalf("resume after a refused pause: %v", err)
+	}
+	if !strings.Contains(logged.String(), "cannot pause the staging table's merges") || !strings.Contains(logged.String(), "level=WARN") {
+		t.Fatalf("the refusal was not logged as a warning: %q", logged.String())
+	}
+	for range 2 {
+		if err := db.Exec(ctx, "INSERT INTO "+chdb.QuoteIdent(staging)+" (timestamp, event_original) SELECT toDateTime('2030-01-01 00:00:00', 'UTC'), 'probe'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Exec(ctx, "OPTIMIZE TABLE "+chdb.QuoteIdent(staging)+" FINAL"); err != nil {
+		t.Fatalf("the staging table's merges do not run after a refused pause: %v", err)
+	}
 }
