@@ -665,6 +665,18 @@ func TestReportWriterStreams(t *testing.T) {
 	}
 }
 
+// twoProbeParts inserts two one-row parts into the quoted staging table,
+// in partition 20300101, so that OPTIMIZE has something to merge (it
+// refuses only then while merges are paused).
+func twoProbeParts(t *testing.T, db *chdb.DB, staging string) {
+	t.Helper()
+	for range 2 {
+		if err := db.Exec(context.Background(), "INSERT INTO "+staging+" (timestamp, event_original) SELECT toDateTime('2030-01-01 00:00:00', 'UTC'), 'probe'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // probeFS runs probe before every file the load opens.
 type probeFS struct {
 	storage.FS
@@ -720,11 +732,7 @@ func TestLoadEventsPausesStagingMerges(t *testing.T) {
 	// runningAfter checks merges run on a staging table with parts.
 	runningAfter := func(t *testing.T) {
 		t.Helper()
-		for range 2 {
-			if err := db.Exec(ctx, "INSERT INTO "+staging+" (timestamp, event_original) SELECT toDateTime('2030-01-01 00:00:00', 'UTC'), 'probe'"); err != nil {
-				t.Fatal(err)
-			}
-		}
+		twoProbeParts(t, db, staging)
 		if p, err := paused(ctx); err != nil || p {
 			t.Fatalf("after the load the staging merges are paused=%v (%v), want running", p, err)
 		}
@@ -819,11 +827,7 @@ func TestPauseMergesRefusedIsAWarning(t *testing.T) {
 	if !strings.Contains(logged.String(), "cannot pause the staging table's merges") || !strings.Contains(logged.String(), "level=WARN") {
 		t.Fatalf("the refusal was not logged as a warning: %q", logged.String())
 	}
-	for range 2 {
-		if err := db.Exec(ctx, "INSERT INTO "+chdb.QuoteIdent(staging)+" (timestamp, event_original) SELECT toDateTime('2030-01-01 00:00:00', 'UTC'), 'probe'"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	twoProbeParts(t, db, chdb.QuoteIdent(staging))
 	if err := db.Exec(ctx, "OPTIMIZE TABLE "+chdb.QuoteIdent(staging)+" FINAL"); err != nil {
 		t.Fatalf("the staging table's merges do not run after a refused pause: %v", err)
 	}
