@@ -13,11 +13,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -234,10 +236,30 @@ func (db *DB) PrepareBatch(ctx context.Context, query string, opts ...driver.Pre
 		return nil, fmt.Errorf("chdb: prepare %s: name the columns, as in INSERT INTO t (a, b)", abbrev(query))
 	}
 	b, err := db.Conn.PrepareBatch(ctx, query, opts...)
+	if err != nil && brokenConn(err) && ctx.Err() == nil {
+		// A pooled connection can break between the driver's health check
+		// and its use (seen once in CI: "use of closed network
+		// connection" reading the INSERT's header). Nothing has been
+		// inserted yet, the server drops an INSERT whose client goes
+		// away before sending data, so one more try on a fresh
+		// connection is safe.
+		b, err = db.Conn.PrepareBatch(ctx, query, opts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("chdb: prepare %s: %w", abbrev(query), err)
 	}
 	return b, nil
+}
+
+// brokenConn reports whether err is the connection failing rather than
+// the server refusing the statement.
+func brokenConn(err error) bool {
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) {
+		return false
+	}
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Database is the database this DB uses.
